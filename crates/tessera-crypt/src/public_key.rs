@@ -1,0 +1,330 @@
+//! [`Crypt4ghPublicKey`]: a user's Crypt4GH (X25519) public key, validated and normalised as the
+//! original service does (WPS spec §2.3 and §10 items 2-3).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, KEY_LEN, Result, b64};
+
+const BEGIN_PUBLIC: &str = "-----BEGIN CRYPT4GH PUBLIC KEY-----";
+const END_PUBLIC: &str = "-----END CRYPT4GH PUBLIC KEY-----";
+
+/// A validated Crypt4GH public key: 32 raw X25519 bytes.
+///
+/// Parsing accepts raw base64 and the `CRYPT4GH PUBLIC KEY` armour. The normalised form
+/// ([`to_base64`](Self::to_base64), `Display` and serde) is the standard padded base64 of the
+/// 32 bytes, re-encoded rather than copied from the input, so an armoured body split over several
+/// lines is stored in the one form clients compare with.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Crypt4ghPublicKey([u8; KEY_LEN]);
+
+impl Crypt4ghPublicKey {
+    /// Wraps raw key bytes; every 32-byte string is an X25519 public key.
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// Validates and normalises a key given as base64 or armoured text.
+    ///
+    /// Errors, in the order they are checked: [`Error::EmptyKey`] for an empty or blank value,
+    /// [`Error::PrivateKeyGiven`] if a line matches `-.*PRIVATE.*-`, [`Error::Base64`] if the
+    /// body is not decodable base64 (Python's lenient rules), [`Error::InvalidKey`] if it does not
+    /// decode to exactly 32 bytes.
+    pub fn parse(input: &str) -> Result<Self> {
+        if input.trim().is_empty() {
+            return Err(Error::EmptyKey);
+        }
+        // Python's `re.search` without DOTALL: `.` stops at `\n` only.
+        if input.split('\n').any(looks_private) {
+            return Err(Error::PrivateKeyGiven);
+        }
+        let body = input.replace(BEGIN_PUBLIC, "").replace(END_PUBLIC, "");
+        let bytes = b64::decode_lenient(body.trim())?;
+        let bytes: [u8; KEY_LEN] = bytes.try_into().map_err(|_| Error::InvalidKey)?;
+        Ok(Self(bytes))
+    }
+
+    /// The raw 32 key bytes.
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    /// The normalised form: standard padded base64 of the 32 bytes (44 characters).
+    pub fn to_base64(&self) -> String {
+        b64::encode(&self.0)
+    }
+
+    /// The key in the Crypt4GH public-key file format, ending with a newline.
+    pub fn to_armored(&self) -> String {
+        format!("{BEGIN_PUBLIC}\n{}\n{END_PUBLIC}\n", self.to_base64())
+    }
+}
+
+/// Whether `line` matches the regex `-.*PRIVATE.*-`.
+fn looks_private(line: &str) -> bool {
+    let Some(dash) = line.find('-') else {
+        return false;
+    };
+    let after_dash = &line[dash + 1..];
+    let Some(word) = after_dash.find("PRIVATE") else {
+        return false;
+    };
+    after_dash[word + "PRIVATE".len()..].contains('-')
+}
+
+impl fmt::Debug for Crypt4ghPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Crypt4ghPublicKey")
+            .field(&self.to_base64())
+            .finish()
+    }
+}
+
+impl fmt::Display for Crypt4ghPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_base64())
+    }
+}
+
+impl FromStr for Crypt4ghPublicKey {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<&str> for Crypt4ghPublicKey {
+    type Error = Error;
+
+    fn try_from(value: &str) -> Result<Self> {
+        Self::parse(value)
+    }
+}
+
+impl TryFrom<String> for Crypt4ghPublicKey {
+    type Error = Error;
+
+    fn try_from(value: String) -> Result<Self> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Crypt4ghPublicKey> for String {
+    fn from(key: Crypt4ghPublicKey) -> Self {
+        key.to_base64()
+    }
+}
+
+impl From<[u8; KEY_LEN]> for Crypt4ghPublicKey {
+    fn from(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const RAW: [u8; 32] = [
+        0x6b, 0x1f, 0xa3, 0x00, 0xff, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80, 0x90, 0xa0,
+        0xb0, 0xc0, 0xd0, 0xe0, 0xf0, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a,
+        0x0b, 0x0c,
+    ];
+
+    fn b64_of(bytes: &[u8]) -> String {
+        b64::encode(bytes)
+    }
+
+    fn armor(body: &str) -> String {
+        format!("{BEGIN_PUBLIC}\n{body}\n{END_PUBLIC}\n")
+    }
+
+    #[test]
+    fn raw_base64_is_accepted() {
+        let key = Crypt4ghPublicKey::parse(&b64_of(&RAW)).unwrap();
+        assert_eq!(key.as_bytes(), &RAW);
+        assert_eq!(key.to_base64(), b64_of(&RAW));
+        assert_eq!(key.to_base64().len(), 44);
+    }
+
+    #[test]
+    fn armored_and_raw_normalise_to_the_same_value() {
+        let raw = Crypt4ghPublicKey::parse(&b64_of(&RAW)).unwrap();
+        let armored = Crypt4ghPublicKey::parse(&armor(&b64_of(&RAW))).unwrap();
+        assert_eq!(raw, armored);
+        assert_eq!(raw.to_base64(), armored.to_base64());
+    }
+
+    #[test]
+    fn two_line_armored_body_normalises_without_the_inner_newline() {
+        let text = b64_of(&RAW);
+        let (first, second) = text.split_at(20);
+        let key = Crypt4ghPublicKey::parse(&armor(&format!("{first}\n{second}"))).unwrap();
+        assert_eq!(key.to_base64(), text);
+        assert!(!key.to_base64().contains('\n'));
+    }
+
+    #[test]
+    fn surrounding_whitespace_and_crlf_are_tolerated() {
+        let text = format!(
+            "  \r\n{BEGIN_PUBLIC}\r\n{}\r\n{END_PUBLIC}\r\n\t",
+            b64_of(&RAW)
+        );
+        assert_eq!(Crypt4ghPublicKey::parse(&text).unwrap().as_bytes(), &RAW);
+    }
+
+    #[test]
+    fn armor_round_trips() {
+        let key = Crypt4ghPublicKey::from_bytes(RAW);
+        let armored = key.to_armored();
+        assert!(armored.starts_with("-----BEGIN CRYPT4GH PUBLIC KEY-----\n"));
+        assert!(armored.ends_with("\n-----END CRYPT4GH PUBLIC KEY-----\n"));
+        assert_eq!(Crypt4ghPublicKey::parse(&armored).unwrap(), key);
+    }
+
+    #[test]
+    fn empty_and_blank_are_rejected() {
+        for input in ["", "   ", "\n\t \r\n"] {
+            let err = Crypt4ghPublicKey::parse(input).unwrap_err();
+            assert_eq!(err, Error::EmptyKey);
+            assert_eq!(err.to_string(), "Key must be a non-empty string");
+        }
+    }
+
+    #[test]
+    fn private_keys_of_both_pem_kinds_are_rejected() {
+        let body = b64_of(&[7u8; 80]);
+        for label in ["CRYPT4GH PRIVATE KEY", "OPENSSH PRIVATE KEY", "PRIVATE KEY"] {
+            let text = format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n");
+            let err = Crypt4ghPublicKey::parse(&text).unwrap_err();
+            assert_eq!(err, Error::PrivateKeyGiven, "{label}");
+            assert_eq!(err.to_string(), "Do not pass a private key");
+        }
+        // Only the END line is enough.
+        let text = format!("{}\n-----END CRYPT4GH PRIVATE KEY-----", b64_of(&RAW));
+        assert_eq!(
+            Crypt4ghPublicKey::parse(&text).unwrap_err(),
+            Error::PrivateKeyGiven
+        );
+    }
+
+    #[test]
+    fn private_regex_is_line_bound() {
+        assert!(looks_private("-PRIVATE-"));
+        assert!(looks_private("x-a PRIVATE b-y"));
+        assert!(!looks_private("PRIVATE-"));
+        assert!(!looks_private("-PRIVATE"));
+        assert!(!looks_private("-PRIVAT-E-"));
+        assert!(!looks_private("--PRIVATE"));
+        // Spread over two lines the regex does not match, so this fails later as bad base64.
+        let err = Crypt4ghPublicKey::parse("-\nPRIVATE\n-").unwrap_err();
+        assert_ne!(err, Error::PrivateKeyGiven);
+    }
+
+    #[test]
+    fn wrong_lengths_are_rejected() {
+        for len in [1usize, 31, 33, 64] {
+            let err = Crypt4ghPublicKey::parse(&b64_of(&vec![1u8; len])).unwrap_err();
+            assert_eq!(err, Error::InvalidKey, "length {len}");
+            assert_eq!(err.to_string(), "Invalid key");
+        }
+        // Markers alone are not blank, but decode to nothing.
+        assert_eq!(
+            Crypt4ghPublicKey::parse(&armor("")).unwrap_err(),
+            Error::InvalidKey
+        );
+    }
+
+    #[test]
+    fn a_crypt4gh_private_blob_is_rejected() {
+        let blob =
+            b64_of(b"c4gh-v1\x00\x04none\x00\x04none\x00\x20aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        assert_eq!(
+            Crypt4ghPublicKey::parse(&blob).unwrap_err(),
+            Error::InvalidKey
+        );
+    }
+
+    #[test]
+    fn bad_padding_is_rejected_with_pythons_message() {
+        let text = b64_of(&RAW);
+        let unpadded = text.trim_end_matches('=');
+        let err = Crypt4ghPublicKey::parse(unpadded).unwrap_err();
+        assert_eq!(err, Error::Base64("Incorrect padding".to_owned()));
+        assert_eq!(err.to_string(), "Incorrect padding");
+    }
+
+    #[test]
+    fn another_armour_left_in_place_is_a_base64_error() {
+        let text = format!(
+            "-----BEGIN SSH2 PUBLIC KEY-----\n{}\n-----END SSH2 PUBLIC KEY-----",
+            b64_of(&RAW)
+        );
+        assert!(matches!(
+            Crypt4ghPublicKey::parse(&text),
+            Err(Error::Base64(_) | Error::InvalidKey)
+        ));
+    }
+
+    #[test]
+    fn trait_entry_points_agree() {
+        let text = b64_of(&RAW);
+        let a: Crypt4ghPublicKey = text.parse().unwrap();
+        let b = Crypt4ghPublicKey::try_from(text.as_str()).unwrap();
+        let c = Crypt4ghPublicKey::try_from(text.clone()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        assert_eq!(a.to_string(), text);
+        assert_eq!(String::from(a), text);
+        assert_eq!(format!("{a:?}"), format!("Crypt4ghPublicKey({text:?})"));
+    }
+
+    #[test]
+    fn serde_uses_the_normalised_string_and_validates() {
+        let text = b64_of(&RAW);
+        let key: Crypt4ghPublicKey =
+            serde_json::from_value(serde_json::json!(armor(&text))).unwrap();
+        assert_eq!(serde_json::to_value(key).unwrap(), serde_json::json!(text));
+        let err = serde_json::from_value::<Crypt4ghPublicKey>(serde_json::json!("")).unwrap_err();
+        assert!(err.to_string().contains("Key must be a non-empty string"));
+        assert!(serde_json::from_value::<Crypt4ghPublicKey>(serde_json::json!(5)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_strings_never_panic(input in any::<String>()) {
+            let _ = Crypt4ghPublicKey::parse(&input);
+        }
+
+        #[test]
+        fn arbitrary_armored_strings_never_panic(body in any::<String>()) {
+            let _ = Crypt4ghPublicKey::parse(&armor(&body));
+        }
+
+        #[test]
+        fn base64ish_strings_never_panic(input in "[A-Za-z0-9+/=\\-\n ]{0,80}") {
+            if let Ok(key) = Crypt4ghPublicKey::parse(&input) {
+                prop_assert_eq!(Crypt4ghPublicKey::parse(&key.to_base64()).unwrap(), key);
+            }
+        }
+
+        #[test]
+        fn every_key_round_trips_raw_armored_and_split(
+            bytes in any::<[u8; 32]>(),
+            split in 0usize..=44,
+        ) {
+            let key = Crypt4ghPublicKey::from_bytes(bytes);
+            let text = key.to_base64();
+            prop_assert_eq!(Crypt4ghPublicKey::parse(&text).unwrap(), key);
+            prop_assert_eq!(Crypt4ghPublicKey::parse(&key.to_armored()).unwrap(), key);
+            let (a, b) = text.split_at(split);
+            prop_assert_eq!(Crypt4ghPublicKey::parse(&armor(&format!("{a}\n{b}"))).unwrap(), key);
+        }
+    }
+}
