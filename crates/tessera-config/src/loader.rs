@@ -1,0 +1,666 @@
+//! The layering itself: defaults < YAML file < environment, and errors that name the key.
+//!
+//! Services `#[serde(flatten)]` provider fragments into their config, and serde loses the key
+//! path of errors inside flattened structs. So the loader keeps track of where each value came
+//! from and, when serde cannot say which key failed, finds it: by the offending value, or by
+//! reverting one key at a time to its default.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::error::{Actual, Kind};
+use figment::value::{Dict, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Result};
+
+/// Bounds the repair loop; each repair consumes one environment entry, so this is never hit
+/// by a real config.
+const MAX_ATTEMPTS: usize = 512;
+
+/// Loads a config of type `C` for one service prefix (`wps` reads `WPS_*` and `.wps.yaml`).
+///
+/// [`Loader::from_process`] reads the real environment and searches `./` and `$HOME`;
+/// [`Loader::new`] starts empty, so tests can pass their own variables and files.
+#[derive(Debug, Clone)]
+pub struct Loader {
+    prefix: String,
+    env: Vec<(String, String)>,
+    yaml_file: Option<PathBuf>,
+    search_dirs: Vec<PathBuf>,
+}
+
+impl Loader {
+    /// A loader with no environment, no explicit YAML file and no directories to search.
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            env: Vec::new(),
+            yaml_file: None,
+            search_dirs: Vec::new(),
+        }
+    }
+
+    /// A loader over the process environment that searches `./.<prefix>.yaml`, then
+    /// `$HOME/.<prefix>.yaml`. Variables that are not valid UTF-8 are skipped.
+    pub fn from_process(prefix: &str) -> Self {
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let home = env
+            .iter()
+            .find(|(k, v)| k == "HOME" && !v.is_empty())
+            .map(|(_, v)| PathBuf::from(v));
+        let mut loader = Self::new(prefix).env(env).search_dir(".");
+        if let Some(home) = home {
+            loader = loader.search_dir(home);
+        }
+        loader
+    }
+
+    /// Replaces the environment the loader reads.
+    #[must_use]
+    pub fn env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env = vars.into_iter().collect();
+        self
+    }
+
+    /// Uses this YAML file (it must exist), ignoring `<PREFIX>_CONFIG_YAML` and the search.
+    #[must_use]
+    pub fn yaml_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.yaml_file = Some(path.into());
+        self
+    }
+
+    /// Adds a directory to look for `.<prefix>.yaml` in, after the ones added before.
+    #[must_use]
+    pub fn search_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.search_dirs.push(dir.into());
+        self
+    }
+
+    /// The variable naming the YAML file, e.g. `WPS_CONFIG_YAML`.
+    pub fn config_yaml_var(&self) -> String {
+        format!("{}_CONFIG_YAML", self.env_prefix())
+    }
+
+    /// The YAML file name searched for, e.g. `.wps.yaml`.
+    pub fn yaml_file_name(&self) -> String {
+        format!(".{}.yaml", self.prefix.to_lowercase())
+    }
+
+    /// The environment variable for a (possibly nested) key: `WPS_PORT`, `WPS_AUTH__KID`.
+    pub fn env_var_for(&self, key: &str) -> String {
+        let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+        env_name(&self.env_prefix(), &path)
+    }
+
+    fn env_prefix(&self) -> String {
+        self.prefix.to_uppercase()
+    }
+
+    /// Loads `C` from its `Default`, the YAML file and the environment, highest last.
+    pub fn load<C>(&self) -> Result<C>
+    where
+        C: DeserializeOwned + Serialize + Default,
+    {
+        let defaults = defaults_dict(&C::default())?;
+        let mut known: BTreeSet<String> = defaults.keys().cloned().collect();
+        known.extend(required_keys::<C>(&defaults));
+        let yaml = self.read_yaml()?;
+        let env = self.env_entries(&defaults, &known);
+        let suspects: Vec<String> = yaml
+            .as_ref()
+            .map(|(_, dict)| {
+                dict.keys()
+                    .filter(|k| !known.contains(*k))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut sources = Sources {
+            defaults,
+            yaml,
+            env,
+        };
+        let mut poisoned_env = BTreeSet::new();
+        for _ in 0..MAX_ATTEMPTS {
+            match sources.merged(None).deserialize::<C>() {
+                Ok(config) => {
+                    // Keys the defaults do not show (skipped when serialising) may still be
+                    // fields of C: a key is one if a poison value breaks an otherwise good config.
+                    let untested: Vec<String> = sources
+                        .inactive_env_keys()
+                        .into_iter()
+                        .filter(|k| poisoned_env.insert(k.clone()))
+                        .collect();
+                    let mut activated = false;
+                    for key in untested {
+                        if sources.consumes::<C>(&key) {
+                            sources.activate(&key);
+                            activated = true;
+                        }
+                    }
+                    if activated {
+                        continue;
+                    }
+                    if let Some(unknown) = suspects.iter().find(|k| !sources.consumes::<C>(k)) {
+                        return Err(self.unknown_yaml_key(&sources, unknown));
+                    }
+                    return Ok(config);
+                }
+                Err(err) => {
+                    if sources.repair(&err) {
+                        continue;
+                    }
+                    // A missing key next to an unknown one is most likely a typo of it.
+                    if err.missing()
+                        && let Some(unknown) = suspects.first()
+                    {
+                        return Err(self.unknown_yaml_key(&sources, unknown));
+                    }
+                    return Err(self.explain::<C>(&sources, err));
+                }
+            }
+        }
+        Err(Error::Invalid(
+            "config could not be resolved: too many repair attempts".into(),
+        ))
+    }
+
+    fn unknown_yaml_key(&self, sources: &Sources, key: &str) -> Error {
+        Error::UnknownKey {
+            key: key.to_owned(),
+            origin: sources.origin(&[key.to_owned()]).to_string(),
+        }
+    }
+
+    /// Picks the YAML file: explicit path, then `<PREFIX>_CONFIG_YAML`, then the search dirs.
+    fn read_yaml(&self) -> Result<Option<(PathBuf, Dict)>> {
+        let named = match &self.yaml_file {
+            Some(path) => Some((path.clone(), "the caller".to_owned())),
+            None => {
+                let var = self.config_yaml_var();
+                self.env
+                    .iter()
+                    .find(|(k, v)| k.to_uppercase() == var && !v.is_empty())
+                    .map(|(k, v)| (PathBuf::from(v), k.clone()))
+            }
+        };
+        let path = match named {
+            Some((path, named_by)) => {
+                if !path.is_file() {
+                    return Err(Error::ConfigFileMissing { path, named_by });
+                }
+                path
+            }
+            None => {
+                let name = self.yaml_file_name();
+                match self
+                    .search_dirs
+                    .iter()
+                    .map(|dir| dir.join(&name))
+                    .find(|p| p.is_file())
+                {
+                    Some(path) => path,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let dict = read_yaml_dict(&path)?;
+        Ok(Some((path, dict)))
+    }
+
+    fn env_entries(&self, defaults: &Dict, known: &BTreeSet<String>) -> Vec<EnvEntry> {
+        let prefix = format!("{}_", self.env_prefix());
+        let config_var = self.config_yaml_var();
+        let mut entries: Vec<EnvEntry> = self
+            .env
+            .iter()
+            .filter_map(|(name, raw)| {
+                let upper = name.to_uppercase();
+                if upper == config_var {
+                    return None;
+                }
+                let rest = upper.strip_prefix(&prefix)?;
+                let path: Vec<String> =
+                    rest.to_lowercase().split("__").map(str::to_owned).collect();
+                if path.iter().any(String::is_empty) {
+                    return None;
+                }
+                let (parsed, typed) = parse_env_value(raw, lookup(defaults, &path));
+                Some(EnvEntry {
+                    var: name.clone(),
+                    active: known.contains(&path[0]),
+                    path,
+                    raw: raw.clone(),
+                    parsed,
+                    typed,
+                    as_raw: false,
+                })
+            })
+            .collect();
+        // Whole values first so that nested `A__B` overrides land on top of `A`.
+        entries.sort_by(|a, b| (a.path.len(), &a.var).cmp(&(b.path.len(), &b.var)));
+        entries
+    }
+
+    fn explain<C: DeserializeOwned>(&self, sources: &Sources, err: figment::Error) -> Error {
+        let prefix = self.env_prefix();
+        let mut path = err.path.clone();
+        match &err.kind {
+            Kind::MissingField(field) => {
+                path.push(field.to_string());
+                Error::MissingKey {
+                    key: path.join("."),
+                    env: env_name(&prefix, &path),
+                    file: self.yaml_file_name(),
+                }
+            }
+            Kind::UnknownField(field, _) => {
+                // figment already put the offending key on the path.
+                if path.last() != Some(field) {
+                    path.push(field.clone());
+                }
+                Error::UnknownKey {
+                    key: path.join("."),
+                    origin: sources.origin(&path).to_string(),
+                }
+            }
+            kind => {
+                if path.is_empty() {
+                    path = sources.culprit::<C>(&err).unwrap_or_default();
+                }
+                if path.is_empty() {
+                    return Error::Invalid(kind.to_string());
+                }
+                Error::InvalidValue {
+                    key: path.join("."),
+                    env: env_name(&prefix, &path),
+                    origin: sources.origin(&path).to_string(),
+                    message: kind.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// Serialises a config value into the dict of its top-level keys.
+pub(crate) fn defaults_dict<C: Serialize>(value: &C) -> Result<Dict> {
+    match Value::serialize(value) {
+        Ok(Value::Dict(_, dict)) => Ok(dict),
+        Ok(other) => Err(Error::Shape(format!(
+            "serialises to {} instead of a map",
+            other.to_actual()
+        ))),
+        Err(err) => Err(Error::Shape(err.to_string())),
+    }
+}
+
+fn read_yaml_dict(path: &Path) -> Result<Dict> {
+    let text = std::fs::read_to_string(path).map_err(|err| Error::ConfigFileRead {
+        path: path.to_owned(),
+        message: err.to_string(),
+    })?;
+    // An empty file or one with only comments is an empty config, not an error.
+    serde_yaml::from_str::<Option<Dict>>(&text)
+        .map(Option::unwrap_or_default)
+        .map_err(|err| Error::ConfigFileRead {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })
+}
+
+/// `WPS` + `["auth", "kid"]` -> `WPS_AUTH__KID`; list indexes are not part of the name.
+fn env_name(prefix: &str, path: &[String]) -> String {
+    let parts: Vec<String> = path
+        .iter()
+        .take_while(|p| !p.chars().all(|c| c.is_ascii_digit()))
+        .map(|p| p.to_uppercase())
+        .collect();
+    format!("{prefix}_{}", parts.join("__"))
+}
+
+fn lookup<'a>(dict: &'a Dict, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let value = dict.get(first)?;
+    if rest.is_empty() {
+        return Some(value);
+    }
+    match value {
+        Value::Dict(_, inner) => lookup(inner, rest),
+        _ => None,
+    }
+}
+
+/// Parses an environment value the way figment does (numbers, bools, `[..]`, `{k=v}`), plus
+/// JSON or inline YAML for lists and maps. Where the default says the key is a string (or a
+/// bool) the type is known and the raw text is used (or read leniently). Returns whether the
+/// type was known, so the value is final.
+fn parse_env_value(raw: &str, default: Option<&Value>) -> (Value, bool) {
+    match default {
+        Some(Value::String(..)) => return (Value::from(raw), true),
+        Some(Value::Bool(..)) => {
+            return match raw.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => (Value::from(true), true),
+                "false" | "0" | "no" | "off" => (Value::from(false), true),
+                _ => (Value::from(raw), true),
+            };
+        }
+        _ => {}
+    }
+    let parsed = match raw.parse::<Value>() {
+        Ok(value) => value,
+        Err(never) => match never {},
+    };
+    let trimmed = raw.trim_start();
+    if matches!(parsed, Value::String(..))
+        && (trimmed.starts_with('[') || trimmed.starts_with('{'))
+        && let Ok(Some(value)) = serde_yaml::from_str::<Option<Value>>(raw)
+    {
+        return (value, false);
+    }
+    (parsed, false)
+}
+
+fn merge_into(base: &mut Dict, over: &Dict) {
+    for (key, value) in over {
+        match (base.get_mut(key), value) {
+            (Some(Value::Dict(_, inner)), Value::Dict(_, over_inner)) => {
+                merge_into(inner, over_inner)
+            }
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+fn set_path(base: &mut Dict, path: &[String], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            base.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = base
+                .entry(first.clone())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if !matches!(entry, Value::Dict(..)) {
+                *entry = Value::from(Dict::new());
+            }
+            if let Value::Dict(_, inner) = entry {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+/// Finds the path of the first value inside `value` that serde reported as `actual`.
+fn find_actual(value: &Value, actual: &Actual, prefix: Vec<String>) -> Option<Vec<String>> {
+    if value.to_actual() == *actual {
+        return Some(prefix);
+    }
+    match value {
+        Value::Dict(_, dict) => dict.iter().find_map(|(k, v)| {
+            let mut path = prefix.clone();
+            path.push(k.clone());
+            find_actual(v, actual, path)
+        }),
+        Value::Array(_, items) => items.iter().enumerate().find_map(|(i, v)| {
+            let mut path = prefix.clone();
+            path.push(i.to_string());
+            find_actual(v, actual, path)
+        }),
+        _ => None,
+    }
+}
+
+/// Keys that `C` requires but its serialised default leaves out.
+///
+/// Found by deserialising the defaults and filling each reported missing field with the first
+/// placeholder its type accepts. Best effort: a type that accepts none of the placeholders
+/// ends the search.
+pub(crate) fn required_keys<C: DeserializeOwned>(defaults: &Dict) -> Vec<String> {
+    let placeholders: Vec<Value> = vec![
+        Value::from(""),
+        Value::from(0u64),
+        Value::from(false),
+        Value::from(Vec::<Value>::new()),
+        Value::from(Dict::new()),
+        Value::from("http://localhost"),
+        Value::from("00000000-0000-4000-8000-000000000000"),
+        Value::from("1970-01-01T00:00:00Z"),
+        Value::from(0.5f64),
+    ];
+    let mut probe = defaults.clone();
+    let mut found: Vec<String> = Vec::new();
+    for _ in 0..MAX_ATTEMPTS {
+        let key = match Value::from(probe.clone()).deserialize::<C>() {
+            Err(err) if err.path.is_empty() => match err.kind {
+                Kind::MissingField(key) if !found.iter().any(|k| *k == key) => key.to_string(),
+                _ => break,
+            },
+            _ => break,
+        };
+        found.push(key.clone());
+        let accepted = placeholders.iter().any(|placeholder| {
+            probe.insert(key.clone(), placeholder.clone());
+            match Value::from(probe.clone()).deserialize::<C>() {
+                Ok(_) => true,
+                Err(err) => {
+                    err.path.is_empty() && matches!(&err.kind, Kind::MissingField(k) if *k != key)
+                }
+            }
+        });
+        if !accepted {
+            break;
+        }
+    }
+    found
+}
+
+#[derive(Debug, Clone)]
+struct EnvEntry {
+    var: String,
+    path: Vec<String>,
+    raw: String,
+    parsed: Value,
+    /// The default told the type: `parsed` is final.
+    typed: bool,
+    /// Use `raw` as a plain string instead of `parsed`.
+    as_raw: bool,
+    /// Whether the entry's top-level key is known to be a config key.
+    active: bool,
+}
+
+impl EnvEntry {
+    fn value(&self) -> Value {
+        if self.as_raw {
+            Value::from(self.raw.as_str())
+        } else {
+            self.parsed.clone()
+        }
+    }
+}
+
+/// Where a value came from, for error messages.
+enum Origin<'a> {
+    Defaults,
+    Yaml(&'a Path),
+    Env(&'a str),
+}
+
+impl fmt::Display for Origin<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Defaults => f.write_str("defaults"),
+            Origin::Yaml(path) => write!(f, "YAML file {}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+        }
+    }
+}
+
+struct Sources {
+    defaults: Dict,
+    yaml: Option<(PathBuf, Dict)>,
+    env: Vec<EnvEntry>,
+}
+
+impl Sources {
+    /// The layered value; `omit` drops one top-level key from the YAML file and environment.
+    fn merged(&self, omit: Option<&str>) -> Value {
+        let mut dict = self.defaults.clone();
+        if let Some((_, yaml)) = &self.yaml {
+            let mut yaml = yaml.clone();
+            if let Some(key) = omit {
+                yaml.remove(key);
+            }
+            merge_into(&mut dict, &yaml);
+        }
+        for entry in &self.env {
+            if entry.active && omit != Some(entry.path[0].as_str()) {
+                set_path(&mut dict, &entry.path, entry.value());
+            }
+        }
+        Value::from(dict)
+    }
+
+    fn inactive_env_keys(&self) -> BTreeSet<String> {
+        self.env
+            .iter()
+            .filter(|e| !e.active)
+            .map(|e| e.path[0].clone())
+            .collect()
+    }
+
+    fn activate(&mut self, key: &str) -> bool {
+        let mut any = false;
+        for entry in self
+            .env
+            .iter_mut()
+            .filter(|e| !e.active && e.path[0] == key)
+        {
+            entry.active = true;
+            any = true;
+        }
+        any
+    }
+
+    /// Whether `C` reads `key`: with everything else valid, a poison value must break it.
+    fn consumes<C: DeserializeOwned>(&self, key: &str) -> bool {
+        let base = match self.merged(None) {
+            Value::Dict(_, dict) => dict,
+            _ => return false,
+        };
+        [Value::from(true), Value::from(Dict::new())]
+            .into_iter()
+            .any(|poison| {
+                let mut dict = base.clone();
+                dict.insert(key.to_owned(), poison);
+                match Value::from(dict).deserialize::<C>() {
+                    Ok(_) => false,
+                    // `deny_unknown_fields` rejects the key itself: it is not a field.
+                    Err(err) => !matches!(&err.kind, Kind::UnknownField(k, _) if k == key),
+                }
+            })
+    }
+
+    /// Fixes what the environment got wrong before giving up: a required key whose variable was
+    /// not recognised, or a value parsed as a number/bool/list where the field wants a string.
+    fn repair(&mut self, err: &figment::Error) -> bool {
+        match &err.kind {
+            Kind::MissingField(field) => {
+                let mut path = err.path.clone();
+                path.push(field.to_string());
+                self.activate(&path[0])
+            }
+            Kind::InvalidType(actual, _) => {
+                let candidate = self.env.iter_mut().find(|e| {
+                    e.active
+                        && !e.typed
+                        && !e.as_raw
+                        && !matches!(e.parsed, Value::String(..))
+                        && e.parsed.to_actual() == *actual
+                        && (err.path.is_empty() || err.path == e.path)
+                });
+                match candidate {
+                    Some(entry) => {
+                        entry.as_raw = true;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// The key path of an error serde reported without one (inside a flattened struct).
+    fn culprit<C: DeserializeOwned>(&self, err: &figment::Error) -> Option<Vec<String>> {
+        let actual = match &err.kind {
+            Kind::InvalidType(actual, _) | Kind::InvalidValue(actual, _) => Some(actual.clone()),
+            Kind::UnknownVariant(variant, _) => Some(Actual::Str(variant.clone())),
+            _ => None,
+        };
+        if let Some(actual) = actual {
+            let from_env = self
+                .env
+                .iter()
+                .rev()
+                .filter(|e| e.active)
+                .find_map(|e| find_actual(&e.value(), &actual, e.path.clone()));
+            let from_yaml = || {
+                let (_, yaml) = self.yaml.as_ref()?;
+                find_actual(&Value::from(yaml.clone()), &actual, Vec::new())
+            };
+            let from_defaults =
+                || find_actual(&Value::from(self.defaults.clone()), &actual, Vec::new());
+            if let Some(path) = from_env
+                .or_else(from_yaml)
+                .or_else(from_defaults)
+                .filter(|p| !p.is_empty())
+            {
+                return Some(path);
+            }
+        }
+        // No value to match: revert one provided key at a time until the error goes away.
+        let mut provided: BTreeSet<String> = self
+            .env
+            .iter()
+            .filter(|e| e.active)
+            .map(|e| e.path[0].clone())
+            .collect();
+        if let Some((_, yaml)) = &self.yaml {
+            provided.extend(yaml.keys().cloned());
+        }
+        provided
+            .into_iter()
+            .find_map(|key| match self.merged(Some(&key)).deserialize::<C>() {
+                Ok(_) => Some(vec![key]),
+                Err(other) => {
+                    let missing_self = matches!(&other.kind, Kind::MissingField(k) if *k == key);
+                    (other.kind != err.kind && !missing_self).then(|| vec![key])
+                }
+            })
+    }
+
+    fn origin(&self, path: &[String]) -> Origin<'_> {
+        let from_env = self
+            .env
+            .iter()
+            .rev()
+            .find(|e| e.active && (path.starts_with(&e.path) || e.path.starts_with(path)));
+        if let Some(entry) = from_env {
+            return Origin::Env(&entry.var);
+        }
+        if let (Some((file, yaml)), Some(first)) = (&self.yaml, path.first())
+            && yaml.contains_key(first)
+        {
+            return Origin::Yaml(file);
+        }
+        Origin::Defaults
+    }
+}

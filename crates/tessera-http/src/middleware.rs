@@ -1,0 +1,127 @@
+//! The outermost middleware: correlation id, request span, access log, metrics, JSON 405s.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, web};
+use serde_json::json;
+use tracing::Instrument;
+use tracing::field::{Empty, display};
+use uuid::Uuid;
+
+use crate::correlation::{self, CorrelationId};
+use crate::errors::method_not_allowed;
+use crate::metrics::{Metrics, UNMATCHED_ROUTE};
+
+/// What the middleware needs from the stack, as app data.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) generate_correlation_id: bool,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+pub(crate) async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let shared = req.app_data::<web::Data<Shared>>().cloned();
+    let generate = shared.as_ref().is_none_or(|s| s.generate_correlation_id);
+    let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        correlation_id = Empty,
+        method = %method,
+        path = %req.path()
+    );
+    let raw = req
+        .headers()
+        .get(correlation::HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+
+    let (result, id) = match raw.as_deref().and_then(correlation::parse_uuid4) {
+        Some(id) => (call(req, next, id, &span).await, Some(id)),
+        None if generate => {
+            let id = Uuid::new_v4();
+            (call(req, next, id, &span).await, Some(id))
+        }
+        None => {
+            let body = json!({
+                "exception_id": "invalidCorrelationId",
+                "description": "Invalid or missing correlation ID.",
+                "data": { "correlation_id": raw.unwrap_or_default() },
+            });
+            let res = req.into_response(HttpResponse::BadRequest().json(body));
+            (Ok(res.map_into_boxed_body()), None)
+        }
+    };
+
+    let observe = |status: u16, route: &str| {
+        let elapsed = started.elapsed();
+        if let Some(shared) = &shared {
+            shared.metrics.observe(&method, route, status, elapsed);
+        }
+        span.in_scope(|| {
+            tracing::info!(
+                status,
+                route = %route,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "request finished"
+            );
+        });
+    };
+    let mut res = match result {
+        Ok(res) => json_method_not_allowed(res),
+        Err(err) => {
+            // Handlers' errors are responses already; this is a middleware failing, and actix
+            // renders it after us, so the header cannot be added.
+            observe(
+                err.as_response_error().status_code().as_u16(),
+                UNMATCHED_ROUTE,
+            );
+            return Err(err);
+        }
+    };
+    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(correlation::HEADER), value);
+    }
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    observe(res.status().as_u16(), &route);
+    Ok(res)
+}
+
+/// Runs the rest of the stack inside the request span.
+async fn call(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    id: Uuid,
+    span: &tracing::Span,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    span.record("correlation_id", display(id));
+    req.extensions_mut().insert(CorrelationId(id));
+    let res = next.call(req).instrument(span.clone()).await?;
+    Ok(res.map_into_boxed_body())
+}
+
+/// actix answers a known path with a wrong method by an empty 405; FastAPI sends a JSON detail.
+fn json_method_not_allowed(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let empty = matches!(
+        res.response().body().size(),
+        BodySize::Sized(0) | BodySize::None
+    );
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED || !empty {
+        return res;
+    }
+    let (req, old) = res.into_parts();
+    let allow = old.headers().get(header::ALLOW).cloned();
+    ServiceResponse::new(req, method_not_allowed(allow))
+}

@@ -1,0 +1,100 @@
+//! JSON log lines of a request carry its correlation id.
+//!
+//! Alone in its own test binary: tracing caches per-callsite interest globally, and test
+//! threads without a subscriber racing with this one's scoped subscriber can disable the
+//! request span for it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, test, web};
+use serde_json::Value;
+use tessera_http::{CorrelationId, HttpConfig, LogConfig, internal_error, subscriber, test_app};
+use utoipa::openapi::{Info, OpenApi, Paths};
+
+async fn whoami(id: CorrelationId) -> HttpResponse {
+    tracing::info!(marker = "handler-ran", "handling whoami");
+    HttpResponse::Ok().body(id.to_string())
+}
+
+async fn boom() -> HttpResponse {
+    internal_error(&std::io::Error::other("database unreachable"))
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/whoami", web::get().to(whoami))
+        .route("/boom", web::get().to(boom));
+}
+
+fn openapi() -> OpenApi {
+    OpenApi::new(Info::new("test service", "1.0.0"), Paths::new())
+}
+
+/// A `MakeWriter` into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[actix_web::test]
+async fn json_log_lines_carry_the_correlation_id() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let log_config = LogConfig::default();
+    let sub = subscriber(&log_config, move || writer.clone()).unwrap();
+    let _guard = tracing::subscriber::set_default(sub);
+
+    let app =
+        test::init_service(test_app(&HttpConfig::default(), openapi(), routes).unwrap()).await;
+    let id = "0b7e0d1c-5a4f-4e3b-9c2d-1f0e9d8c7b6a";
+    let req = test::TestRequest::get()
+        .uri("/whoami")
+        .insert_header(("X-Request-Id", id))
+        .to_request();
+    assert_eq!(test::call_service(&app, req).await.status(), StatusCode::OK);
+    test::call_service(&app, test::TestRequest::get().uri("/boom").to_request()).await;
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let handler = lines
+        .iter()
+        .find(|l| l["marker"] == "handler-ran")
+        .unwrap_or_else(|| panic!("no handler line in {text}"));
+    assert_eq!(handler["span"]["correlation_id"], id);
+    assert_eq!(handler["span"]["path"], "/whoami");
+    let finished = lines
+        .iter()
+        .find(|l| l["message"] == "request finished" && l["span"]["correlation_id"] == id)
+        .unwrap_or_else(|| panic!("no access line in {text}"));
+    assert_eq!(finished["status"], 200);
+    assert_eq!(finished["span"]["method"], "GET");
+    assert!(finished["duration_ms"].is_number());
+    assert_eq!(finished["level"], "INFO");
+
+    let error = lines
+        .iter()
+        .find(|l| l["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no error line in {text}"));
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("database unreachable")
+    );
+    assert!(error["span"]["correlation_id"].is_string());
+}
