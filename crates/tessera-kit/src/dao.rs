@@ -73,7 +73,9 @@ pub struct CollectionSpec {
     pub name: String,
     /// The model field that holds the id (MongoDB stores it as `_id`).
     pub id_field: String,
-    /// Fields whose values must be unique across the collection (one index each).
+    /// Fields whose values must be unique across the collection (one index each). Documents
+    /// that lack the field or hold `null` in it never clash with each other (a provider whose
+    /// unique indexes count `null` must make them partial).
     pub unique_fields: Vec<String>,
     /// Native-type hints, by top-level field name (the id field included).
     pub field_kinds: BTreeMap<String, FieldKind>,

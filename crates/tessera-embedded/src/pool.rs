@@ -1,0 +1,259 @@
+//! The connections of one store: a writer behind a mutex and a few readers, the pragmas
+//! that make the file safe to share between processes, and the internal schema.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+
+/// How far an acknowledged write is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: every commit fsyncs the WAL before it returns, so acknowledged
+    /// writes survive a process kill and a power loss or kernel crash.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: a commit is in the WAL file (the OS page cache) when it
+    /// returns, so acknowledged writes survive a process kill (SIGKILL) but the last ones
+    /// may be lost on power loss. Faster; for tests and throwaway data.
+    Process,
+}
+
+/// Tuning of an [`EmbeddedStore`](crate::EmbeddedStore); the defaults suit services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    /// Reader connections (WAL readers run in parallel with each other and the writer).
+    pub readers: usize,
+    /// How long a statement waits for another process's write lock before failing.
+    pub busy_timeout: Duration,
+    /// How long a consumer-group lease lasts without renewal; a member renews it every
+    /// third of this while it lives, so this is how long a group stalls after a member
+    /// was killed.
+    pub lease_ttl: Duration,
+    /// See [`Durability`].
+    pub durability: Durability,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self {
+            readers: 4,
+            busy_timeout: Duration::from_secs(10),
+            lease_ttl: Duration::from_secs(10),
+            durability: Durability::Full,
+        }
+    }
+}
+
+/// The layout version written to `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tessera_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    type TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tessera_events_topic_seq ON tessera_events (topic, seq);
+CREATE TABLE IF NOT EXISTS tessera_offsets (
+    grp TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    committed INTEGER NOT NULL,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (grp, topic)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tessera_group_leases (
+    grp TEXT PRIMARY KEY NOT NULL,
+    owner TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Shared state of a store: its connections and the in-process change signal.
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    pub(crate) options: EmbeddedOptions,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    /// Bumped after every publish in this process, so that idle sources wake at once
+    /// instead of at their next poll.
+    pub(crate) changes: watch::Sender<u64>,
+    /// Bumped after every lease release in this process, for members waiting for a lease.
+    pub(crate) releases: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding a connection leaves no transaction open (rusqlite rolls back
+    // on drop), so the connection is still good.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn connect(path: &Path, options: &EmbeddedOptions) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // Before anything that takes a lock, so that opening while another process writes
+    // waits instead of failing.
+    conn.busy_timeout(options.busy_timeout)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    // WAL commits are appends to the -wal file. With NORMAL a commit is complete in the
+    // page cache when it returns, which survives SIGKILL but not power loss; FULL adds an
+    // fsync per commit and survives both. FULL is the default because the publisher
+    // contract says "acknowledged means durable".
+    let sync = match options.durability {
+        Durability::Full => "FULL",
+        Durability::Process => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    Ok(conn)
+}
+
+impl Inner {
+    /// Opens (creating when needed) the file and its schema. Blocking.
+    pub(crate) fn open(path: &Path, options: EmbeddedOptions) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let mut writer = connect(path, &options)?;
+        // Switching a new file to WAL needs an exclusive lock, and SQLite does not run the
+        // busy handler for it: when several processes create the file at once, retry.
+        let deadline = Instant::now() + options.busy_timeout;
+        let mode: String = loop {
+            match writer.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+                Err(err)
+                    if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::NotWal(mode));
+        }
+        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::SchemaVersion {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        tx.execute_batch(SCHEMA)?;
+        if version < SCHEMA_VERSION {
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        tx.commit()?;
+        let readers = (0..options.readers.max(1))
+            .map(|_| {
+                let conn = connect(path, &options)?;
+                conn.pragma_update(None, "query_only", true)?;
+                Ok(Mutex::new(conn))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            path: path.to_owned(),
+            options,
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            changes: watch::Sender::new(0),
+            releases: watch::Sender::new(0),
+        })
+    }
+
+    /// Runs `f` on an idle reader, or waits for the next one in turn. Blocking.
+    pub(crate) fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
+                return f(&conn);
+            }
+        }
+        f(&lock(&self.readers[start % n]))
+    }
+
+    /// Runs `f` on the writer. Blocking.
+    fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        f(&mut lock(&self.writer))
+    }
+
+    /// Runs `f` on a reader off the async runtime.
+    pub(crate) async fn read<T, E>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let inner = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || inner.with_reader(f)).await {
+            Ok(result) => result,
+            Err(join) => Err(Error::Join(join).into()),
+        }
+    }
+
+    /// Runs `f` on the writer off the async runtime.
+    pub(crate) async fn write<T, E>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let inner = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || inner.with_writer(f)).await {
+            Ok(result) => result,
+            Err(join) => Err(Error::Join(join).into()),
+        }
+    }
+
+    /// Runs `f` on the writer on the calling thread; for `Drop`, which cannot await.
+    pub(crate) fn write_now<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        self.with_writer(f)
+    }
+
+    /// Wakes this process's idle sources.
+    pub(crate) fn notify_change(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes this process's members waiting for a lease.
+    pub(crate) fn notify_release(&self) {
+        self.releases.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// Quotes an SQL identifier.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
