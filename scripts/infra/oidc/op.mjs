@@ -1,0 +1,135 @@
+// Test OpenID Connect provider (oidc-provider, in-memory store, development signing keys).
+// Started by scripts/test-infra; listens on loopback only. Never use it outside tests.
+//
+// Environment:
+//   OIDC_HOST           listen address and issuer host (default 127.0.0.1)
+//   OIDC_PORT           port (default 4010); the issuer is http://OIDC_HOST:OIDC_PORT
+//   OIDC_CLIENT_ID      default test-client
+//   OIDC_CLIENT_SECRET  default test-secret (client_secret_basic or client_secret_post)
+//   OIDC_REDIRECT_URIS  comma-separated redirect URIs (default http://127.0.0.1:9999/callback).
+//                       oidc-provider matches redirect URIs exactly, except that the client is a
+//                       "native" one (RFC 8252 section 7.3): for http://127.0.0.1 and
+//                       http://localhost URIs the PORT is ignored. So a service under test on a
+//                       random port can use http://127.0.0.1:<any port>/callback as long as
+//                       the path /callback is registered; other paths must be listed here.
+//   OIDC_USERS          JSON {"login": {"password": "...", "email": "...", "name": "..."}}
+//                       (default alice/alice-pw and bob/bob-pw)
+//
+// Grants: authorization_code (login form at /interaction/<uid>, fields login and password,
+// consent is automatic), refresh_token, client_credentials, and password (ROPC, which
+// oidc-provider lacks: registered below so tests get tokens without a browser).
+// Endpoints besides the defaults: userinfo, revocation, introspection.
+import Provider, { errors } from 'oidc-provider';
+
+const HOST = process.env.OIDC_HOST || '127.0.0.1';
+const PORT = Number(process.env.OIDC_PORT || process.env.PORT || 4010);
+const ISSUER = `http://${HOST}:${PORT}`;
+const REDIRECT_URIS = (process.env.OIDC_REDIRECT_URIS || 'http://127.0.0.1:9999/callback')
+  .split(',')
+  .map((uri) => uri.trim())
+  .filter(Boolean);
+const USERS = process.env.OIDC_USERS
+  ? JSON.parse(process.env.OIDC_USERS)
+  : {
+      alice: { password: 'alice-pw', email: 'alice@example.test', name: 'Alice' },
+      bob: { password: 'bob-pw', email: 'bob@example.test', name: 'Bob' },
+    };
+
+async function findAccount(ctx, sub) {
+  const user = Object.hasOwn(USERS, sub) ? USERS[sub] : undefined;
+  if (!user) return undefined;
+  return {
+    accountId: sub,
+    async claims() {
+      return { sub, email: user.email, name: user.name };
+    },
+  };
+}
+
+const configuration = {
+  clients: [
+    {
+      client_id: process.env.OIDC_CLIENT_ID || 'test-client',
+      client_secret: process.env.OIDC_CLIENT_SECRET || 'test-secret',
+      application_type: 'native',
+      redirect_uris: REDIRECT_URIS,
+      post_logout_redirect_uris: REDIRECT_URIS,
+      grant_types: ['authorization_code', 'refresh_token', 'password', 'client_credentials'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+  ],
+  // Fixed keys: cookies stay valid across restarts and no warning is printed.
+  cookies: { keys: ['tessera-test-cookie-key'] },
+  pkce: { required: () => false },
+  features: {
+    devInteractions: { enabled: true },
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    userinfo: { enabled: true },
+  },
+  claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
+  scopes: ['openid', 'offline_access', 'email', 'profile'],
+  findAccount,
+  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  // Automatic consent: tests drive the login form only.
+  loadExistingGrant: async (ctx) => {
+    const grantId =
+      ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+    const grant = new ctx.oidc.provider.Grant({
+      clientId: ctx.oidc.client.clientId,
+      accountId: ctx.oidc.session.accountId,
+    });
+    grant.addOIDCScope('openid email profile offline_access');
+    await grant.save();
+    return grant;
+  },
+  ttl: {
+    AccessToken: 600,
+    IdToken: 600,
+    RefreshToken: 86400,
+    AuthorizationCode: 60,
+    Grant: 86400,
+    Session: 86400,
+    Interaction: 600,
+    ClientCredentials: 600,
+  },
+};
+
+const provider = new Provider(ISSUER, configuration);
+
+provider.registerGrantType(
+  'password',
+  async (ctx) => {
+    const { username, password, scope } = ctx.oidc.params;
+    const user = Object.hasOwn(USERS, username) ? USERS[username] : undefined;
+    if (!user || user.password !== password) throw new errors.InvalidGrant('invalid credentials');
+    const { client } = ctx.oidc;
+    const sc = scope || 'openid';
+    const grant = new provider.Grant({ clientId: client.clientId, accountId: username });
+    grant.addOIDCScope(sc);
+    await grant.save();
+    const common = { accountId: username, client, grantId: grant.jti, scope: sc, gty: 'password' };
+    const at = new provider.AccessToken(common);
+    const rt = new provider.RefreshToken({ ...common, iat: Math.floor(Date.now() / 1000) });
+    const account = await findAccount(ctx, username);
+    const idt = new provider.IdToken({ ...(await account.claims()) }, { ctx });
+    idt.set('sub', username);
+    const body = {
+      access_token: await at.save(),
+      expires_in: at.expiration,
+      token_type: 'Bearer',
+      refresh_token: await rt.save(),
+      id_token: await idt.issue({ use: 'idtoken' }),
+      scope: sc,
+    };
+    ctx.body = body;
+  },
+  ['username', 'password', 'scope'],
+);
+
+provider.listen(PORT, HOST, () => {
+  console.log(`oidc-provider listening, issuer ${ISSUER}, redirect_uris ${REDIRECT_URIS.join(' ')}`);
+});
