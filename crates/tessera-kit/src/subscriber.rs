@@ -226,7 +226,9 @@ impl Subscriber {
         Ok(event)
     }
 
-    async fn dispatch(&self, event: Event) -> Result<Outcome> {
+    // `&mut self` and `Instrument` (not `&self` and `span.enter()`) keep the loop's future
+    // `Send`, so a subscriber can run in `tokio::spawn`.
+    async fn dispatch(&mut self, event: Event) -> Result<Outcome> {
         let span = tracing::info_span!(
             "event",
             correlation_id = event.correlation_id().unwrap_or_default(),
@@ -234,7 +236,10 @@ impl Subscriber {
             topic = %event.topic,
             event_type = %event.event_type,
         );
-        let _entered = span.enter();
+        tracing::Instrument::instrument(self.dispatch_in_span(event), span).await
+    }
+
+    async fn dispatch_in_span(&mut self, event: Event) -> Result<Outcome> {
         let mut retries = 0;
         let error = loop {
             match self.handler.handle(&event).await {
