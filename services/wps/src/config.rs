@@ -1,0 +1,367 @@
+//! [`WpsConfig`]: every setting of the service, as flat keys (`.wps.yaml`, `WPS_<KEY>`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tessera_auth::{AuthProvider, ClaimRules, JwtSigner};
+use tessera_config::{Secret, is_default};
+use tessera_embedded::EmbeddedConfig;
+use tessera_http::{HttpConfig, LogConfig};
+use tessera_kit::events::{EventType, Topic};
+use tessera_kit::subscriber::SubscriberConfig;
+use tessera_work_orders::{Collections, RepositoryConfig};
+
+use crate::{Error, Result};
+
+/// Environment prefix and YAML file stem: `WPS_*`, `.wps.yaml`, `WPS_CONFIG_YAML`.
+pub const PREFIX: &str = "wps";
+
+/// The outbox event type of an upsert (research data upload boxes, accession maps).
+pub const UPSERTED: &str = "upserted";
+/// The outbox event type of a deletion.
+pub const DELETED: &str = "deleted";
+
+/// The longest `access_url` the original accepts (pydantic's `HttpUrl`).
+const MAX_URL_LEN: usize = 2083;
+
+/// The Work Package Service's settings. Keys follow the original (wps.md §6); the
+/// additions are `grants_collection`, `wot_lifetime_seconds`, `purge_retention_days`,
+/// `access_timeout_seconds` and `embedded_db_path`.
+///
+/// `work_package_signing_key` and `auth_key` are required: they are left out of the
+/// serialised default, so loading names them when they are set nowhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WpsConfig {
+    /// The consumer group and the `service` header of dead letters.
+    pub service_name: String,
+    /// This instance; the consumer's client id is `<service_name>.<service_instance_id>`.
+    pub service_instance_id: String,
+    /// The private P-256 JWK (JSON) that signs work order tokens.
+    #[serde(skip_serializing_if = "is_default")]
+    pub work_package_signing_key: Secret,
+    /// The public JWK (JSON) of the internal auth tokens.
+    #[serde(skip_serializing_if = "is_default")]
+    pub auth_key: String,
+    /// The JWS algorithms internal auth tokens may use.
+    pub auth_algs: Vec<String>,
+    /// Claims an internal auth token must carry; a non-null value must match exactly.
+    pub auth_check_claims: BTreeMap<String, Option<Value>>,
+    /// Claim renames applied before the user context is built; null drops the claim.
+    pub auth_map_claims: BTreeMap<String, Option<String>>,
+    /// The database name; on the embedded store, the prefix of every collection name.
+    pub db_name: String,
+    /// Collection names.
+    #[serde(flatten)]
+    pub collections: Collections,
+    /// Days a work package stays valid at most.
+    pub work_package_valid_days: u32,
+    /// Seconds from `iat` to `exp` of a work order token (a constant 30 in the original).
+    pub wot_lifetime_seconds: u32,
+    /// Days after expiry when a work package is deleted (checked hourly); null keeps
+    /// expired packages forever, as the original does.
+    pub purge_retention_days: Option<u32>,
+    /// Base URL of the access API (auth service claims repository); null uses the embedded
+    /// grant store managed with `wps grants`.
+    pub access_url: Option<String>,
+    /// Timeout of one access API request.
+    pub access_timeout_seconds: u64,
+    /// Topic of dataset events from the metadata service.
+    pub dataset_change_topic: String,
+    /// Event type of a dataset upsertion.
+    pub dataset_upsertion_type: String,
+    /// Event type of a dataset deletion.
+    pub dataset_deletion_type: String,
+    /// Outbox topic of research data upload boxes (`upserted`/`deleted`).
+    pub research_data_upload_box_topic: String,
+    /// Outbox topic of file accession maps (`upserted`/`deleted`).
+    pub accession_map_topic: String,
+    /// Retries of a failed event before it is dead-lettered (or stops the consumer).
+    pub kafka_max_retries: u32,
+    /// Send events that fail for good to `kafka_dlq_topic` (and read `retry-<service_name>`).
+    pub kafka_enable_dlq: bool,
+    /// The dead-letter topic.
+    pub kafka_dlq_topic: String,
+    /// Seconds before the first retry; doubled for each further one.
+    pub kafka_retry_backoff: u64,
+    /// HTTP server settings.
+    #[serde(flatten)]
+    pub http: HttpConfig,
+    /// Logging settings.
+    #[serde(flatten)]
+    pub log: LogConfig,
+    /// Where the embedded store lives.
+    #[serde(flatten)]
+    pub embedded: EmbeddedConfig,
+}
+
+impl Default for WpsConfig {
+    fn default() -> Self {
+        let auth_check_claims = ["id", "name", "email", "iat", "exp"]
+            .into_iter()
+            .map(|claim| (claim.to_owned(), None))
+            .collect();
+        Self {
+            service_name: "wps".into(),
+            service_instance_id: "wps-1".into(),
+            work_package_signing_key: Secret::default(),
+            auth_key: String::new(),
+            auth_algs: vec!["ES256".into()],
+            auth_check_claims,
+            auth_map_claims: BTreeMap::new(),
+            db_name: "work-packages".into(),
+            collections: Collections::default(),
+            work_package_valid_days: 30,
+            wot_lifetime_seconds: 30,
+            purge_retention_days: None,
+            access_url: None,
+            access_timeout_seconds: 60,
+            dataset_change_topic: "metadata-datasets".into(),
+            dataset_upsertion_type: "dataset_created".into(),
+            dataset_deletion_type: "dataset_deleted".into(),
+            research_data_upload_box_topic: "upload-boxes".into(),
+            accession_map_topic: "file-accession-mappings".into(),
+            kafka_max_retries: 0,
+            kafka_enable_dlq: false,
+            kafka_dlq_topic: "dlq".into(),
+            kafka_retry_backoff: 0,
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            embedded: EmbeddedConfig::default(),
+        }
+    }
+}
+
+/// The validated event names of a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventNames {
+    /// `dataset_change_topic`.
+    pub dataset_topic: Topic,
+    /// `dataset_upsertion_type`.
+    pub dataset_upsertion: EventType,
+    /// `dataset_deletion_type`.
+    pub dataset_deletion: EventType,
+    /// `research_data_upload_box_topic`.
+    pub upload_box_topic: Topic,
+    /// `accession_map_topic`.
+    pub accession_map_topic: Topic,
+    /// `upserted`.
+    pub upserted: EventType,
+    /// `deleted`.
+    pub deleted: EventType,
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> Error {
+    Error::Config {
+        key,
+        message: message.into(),
+    }
+}
+
+impl WpsConfig {
+    /// Loads the config: defaults < `WPS_CONFIG_YAML` (or `./.wps.yaml`, `~/.wps.yaml`) <
+    /// `WPS_*` environment variables; then [`WpsConfig::validate`]s it.
+    pub fn load() -> Result<Self> {
+        let config: Self = tessera_config::load(PREFIX)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads the config from the given variables only (and the YAML file they name); for
+    /// tests.
+    pub fn load_from_env(env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let config: Self = tessera_config::Loader::new(PREFIX).env(env).load()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value that loading alone cannot: the keys parse, the URL is http(s),
+    /// topic and event type names are valid, numbers are in range. The error names the key.
+    pub fn validate(&self) -> Result<()> {
+        self.signer()?;
+        self.auth_provider()?;
+        self.event_names()?;
+        self.subscriber_config()?;
+        if self.service_name.is_empty() {
+            return Err(invalid("service_name", "must not be empty"));
+        }
+        if self.service_instance_id.is_empty() {
+            return Err(invalid("service_instance_id", "must not be empty"));
+        }
+        if self.db_name.is_empty() {
+            return Err(invalid("db_name", "must not be empty"));
+        }
+        if self.work_package_valid_days == 0 {
+            return Err(invalid("work_package_valid_days", "must be at least 1"));
+        }
+        if self.wot_lifetime_seconds == 0 {
+            return Err(invalid("wot_lifetime_seconds", "must be at least 1"));
+        }
+        if self.access_timeout_seconds == 0 {
+            return Err(invalid("access_timeout_seconds", "must be at least 1"));
+        }
+        if let Some(url) = &self.access_url {
+            validate_url(url)?;
+        }
+        Ok(())
+    }
+
+    /// The work order signer from `work_package_signing_key`.
+    pub fn signer(&self) -> Result<JwtSigner> {
+        let key = self.work_package_signing_key.expose();
+        if key.trim().is_empty() {
+            return Err(invalid(
+                "work_package_signing_key",
+                "must be the private P-256 JWK (JSON) that signs work order tokens",
+            ));
+        }
+        JwtSigner::from_jwk_json(key)
+            .map_err(|e| invalid("work_package_signing_key", e.to_string()))
+    }
+
+    /// The internal token authenticator from `auth_key`, `auth_algs`, `auth_check_claims`
+    /// and `auth_map_claims`.
+    pub fn auth_provider(&self) -> Result<AuthProvider> {
+        if self.auth_key.trim().is_empty() {
+            return Err(invalid(
+                "auth_key",
+                "must be the public JWK (JSON) of the internal auth tokens",
+            ));
+        }
+        let rules = ClaimRules {
+            required: self.auth_check_claims.clone(),
+            map: self.auth_map_claims.clone(),
+        };
+        AuthProvider::from_jwk_json(&self.auth_key, &self.auth_algs, rules).map_err(|e| {
+            let key = match e {
+                tessera_auth::Error::UnsupportedAlgorithm(_)
+                | tessera_auth::Error::NoUsableAlgorithm(_) => "auth_algs",
+                _ => "auth_key",
+            };
+            invalid(key, e.to_string())
+        })
+    }
+
+    /// The repository settings.
+    pub fn repository_config(&self) -> RepositoryConfig {
+        RepositoryConfig {
+            work_package_valid_days: self.work_package_valid_days,
+            wot_lifetime_secs: self.wot_lifetime_seconds,
+        }
+    }
+
+    /// The collection names as stored in the embedded store: each prefixed with
+    /// `<db_name>.`, so that services sharing one SQLite file never collide.
+    pub fn embedded_collections(&self) -> Collections {
+        let prefixed = |name: &str| format!("{}.{name}", self.db_name);
+        let c = &self.collections;
+        Collections {
+            datasets_collection: prefixed(&c.datasets_collection),
+            upload_boxes_collection: prefixed(&c.upload_boxes_collection),
+            work_packages_collection: prefixed(&c.work_packages_collection),
+            accession_maps_collection: prefixed(&c.accession_maps_collection),
+            grants_collection: prefixed(&c.grants_collection),
+        }
+    }
+
+    /// The topics and event types the consumer takes.
+    pub fn event_names(&self) -> Result<EventNames> {
+        let topic = |key: &'static str, value: &str| {
+            Topic::try_from(value).map_err(|e| invalid(key, e.to_string()))
+        };
+        let event_type = |key: &'static str, value: &str| {
+            EventType::try_from(value).map_err(|e| invalid(key, e.to_string()))
+        };
+        Ok(EventNames {
+            dataset_topic: topic("dataset_change_topic", &self.dataset_change_topic)?,
+            dataset_upsertion: event_type("dataset_upsertion_type", &self.dataset_upsertion_type)?,
+            dataset_deletion: event_type("dataset_deletion_type", &self.dataset_deletion_type)?,
+            upload_box_topic: topic(
+                "research_data_upload_box_topic",
+                &self.research_data_upload_box_topic,
+            )?,
+            accession_map_topic: topic("accession_map_topic", &self.accession_map_topic)?,
+            upserted: EventType::try_from(UPSERTED).map_err(|e| Error::Internal(e.to_string()))?,
+            deleted: EventType::try_from(DELETED).map_err(|e| Error::Internal(e.to_string()))?,
+        })
+    }
+
+    /// Retry and dead-letter settings of the consumer.
+    pub fn subscriber_config(&self) -> Result<SubscriberConfig> {
+        Ok(SubscriberConfig {
+            max_retries: self.kafka_max_retries,
+            retry_backoff: Duration::from_secs(self.kafka_retry_backoff),
+            enable_dlq: self.kafka_enable_dlq,
+            dlq_topic: Topic::try_from(self.kafka_dlq_topic.as_str())
+                .map_err(|e| invalid("kafka_dlq_topic", e.to_string()))?,
+        })
+    }
+
+    /// `access_url` without its trailing `/`.
+    pub fn access_base_url(&self) -> Option<String> {
+        self.access_url
+            .as_deref()
+            .map(|url| url.trim_end_matches('/').to_owned())
+    }
+}
+
+/// `access_url` must be an absolute http(s) URL of 1 to 2083 characters with a host.
+fn validate_url(url: &str) -> Result<()> {
+    const KEY: &str = "access_url";
+    if url.is_empty() || url.len() > MAX_URL_LEN {
+        return Err(invalid(KEY, "must be 1 to 2083 characters"));
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| invalid(KEY, "must start with http:// or https://"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(invalid(KEY, "must name a host"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_http_with_a_host() {
+        assert!(validate_url("http://access").is_ok());
+        assert!(validate_url("https://auth.example.org/api/").is_ok());
+        for bad in [
+            "",
+            "ftp://x",
+            "http://",
+            "access",
+            "http:///x",
+            "http://a b",
+        ] {
+            assert!(validate_url(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_url(&format!("http://{}", "a".repeat(2100))).is_err());
+    }
+
+    #[test]
+    fn embedded_collections_are_prefixed_with_the_database() {
+        let config = WpsConfig::default();
+        let names = config.embedded_collections();
+        assert_eq!(names.datasets_collection, "work-packages.datasets");
+        assert_eq!(names.work_packages_collection, "work-packages.workPackages");
+        assert_eq!(names.grants_collection, "work-packages.grants");
+    }
+
+    #[test]
+    fn trailing_slash_is_dropped_from_the_access_url() {
+        let config = WpsConfig {
+            access_url: Some("http://access/api//".into()),
+            ..WpsConfig::default()
+        };
+        assert_eq!(
+            config.access_base_url().as_deref(),
+            Some("http://access/api")
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! GHGA's Work Package Service (WPS), wire-compatible with the original (wps.md), on the
+//! embedded default: one SQLite file for documents and events, grants managed with
+//! `wps grants` unless an access API is configured.
+//!
+//! A service holds translators, its config and the composition root:
+//! - [`config`]: [`WpsConfig`] (`.wps.yaml`, `WPS_*`), validated with the key at fault.
+//! - [`prepare`]: the composition root: providers from config, the repository, the REST
+//!   app, the subscriber, the purge task; [`Overrides`] for tests.
+//! - [`rest`]: the HTTP translator (routes, FastAPI-compatible validation and errors,
+//!   OpenAPI).
+//! - [`events`]: the event translator (datasets, upload boxes, accession maps).
+//! - [`access`]: the access API adapter (reqwest).
+//! - [`adapters`]: the crypto ports on tessera-crypt and tessera-auth.
+//! - [`run`]: running parts of the service until a signal; [`start_dev`] for `tessera dev`.
+//! - [`cli`]: the `wps` command line.
+
+pub mod access;
+pub mod adapters;
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod prepare;
+pub mod rest;
+pub mod run;
+
+pub use config::WpsConfig;
+pub use prepare::{Core, Overrides, prepare_core};
+pub use run::{Parts, RunningWps, start_dev};
+
+/// Errors of the service outside request handling (those are [`rest::ApiError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A config value is unusable; names the key and its environment variable.
+    #[error("invalid config key {key:?} (env WPS_{}): {message}", key.to_uppercase())]
+    Config {
+        /// The key at fault.
+        key: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The config could not be loaded (missing key, bad value, unknown key, bad file).
+    #[error(transparent)]
+    Load(#[from] tessera_config::Error),
+    /// The embedded store could not be opened.
+    #[error("embedded store failed")]
+    Embedded(#[from] tessera_embedded::Error),
+    /// A collection could not be opened or used.
+    #[error("document store failed")]
+    Dao(#[from] tessera_kit::dao::Error),
+    /// The event bus failed, or an event failed for good without a dead-letter topic.
+    #[error("event consumer failed")]
+    Events(#[from] tessera_kit::events::Error),
+    /// The HTTP server could not be built or run.
+    #[error("http server failed")]
+    Http(#[from] tessera_http::Error),
+    /// A domain operation failed.
+    #[error("work package domain failed")]
+    Domain(#[from] tessera_work_orders::Error),
+    /// The access API client could not be built.
+    #[error("cannot build the access api client: {0}")]
+    AccessClient(String),
+    /// A command line argument is unusable.
+    #[error("{0}")]
+    Usage(String),
+    /// What a command was asked to act on does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A broken invariant.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The process exit code: 2 for configuration and usage errors, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config { .. } | Self::Load(_) | Self::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Result with the service's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Loads the config, sets up logging and runs the command line; what `main` calls.
+///
+/// Services log to stdout; one-shot commands (`migrate-db`, `grants`) log to stderr so
+/// that their stdout stays machine-readable.
+pub async fn main_with(cli: cli::Cli) -> Result<()> {
+    let config = WpsConfig::load()?;
+    let serving = matches!(
+        cli.command,
+        None | Some(cli::Command::Serve | cli::Command::RunRest | cli::Command::ConsumeEvents)
+    );
+    if serving {
+        tessera_http::init_logging(&config.log)?;
+    } else {
+        let subscriber = tessera_http::subscriber(&config.log, std::io::stderr)?;
+        // Already installed is fine (the binary installs it once).
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    }
+    cli::run(config, cli).await
+}
