@@ -26,7 +26,10 @@ where
         "{title}: put these keys in .{prefix}.yaml (or the file named by {upper}_CONFIG_YAML),\n\
          or set them as {upper}_<KEY> environment variables.\n"
     );
-    Ok(format!("---\n{}", tessera_config::example_yaml::<C>(&header)?))
+    Ok(format!(
+        "---\n{}",
+        tessera_config::example_yaml::<C>(&header)?
+    ))
 }
 
 /// The content of `example-config.yaml`: one YAML document per service.
@@ -36,5 +39,9 @@ pub fn example() -> crate::Result<String> {
          # One YAML document per program; keys without a default are listed as comments.\n",
     );
     out.push_str(&section::<TesseraConfig>("tessera (operator CLI)", PREFIX)?);
+    out.push_str(&section::<wps::WpsConfig>(
+        "wps (Work Package Service)",
+        "wps",
+    )?);
     Ok(out)
 }
