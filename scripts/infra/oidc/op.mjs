@@ -19,6 +19,14 @@
 // consent is automatic), refresh_token, client_credentials, and password (ROPC, which
 // oidc-provider lacks: registered below so tests get tokens without a browser).
 // Endpoints besides the defaults: userinfo, revocation, introspection.
+//
+// For the Workspace Token Service tests this provider also has:
+//   - JWT access tokens for the resource OIDC_JWT_RESOURCE (default urn:gen3), requested with
+//     the `resource` parameter (authorization request, token request or the password grant):
+//     RS256, `aud` OIDC_JWT_AUDIENCE (default gen3), scope `openid user data`, and the Gen3
+//     claims `pur: "access"` and `context.user.name` (= the account id). Tokens without a
+//     resource stay opaque, so userinfo keeps working with them.
+//   - refresh-token rotation on every use when OIDC_ROTATE_REFRESH_TOKENS=1 (off by default).
 import Provider, { errors } from 'oidc-provider';
 
 const HOST = process.env.OIDC_HOST || '127.0.0.1';
@@ -34,6 +42,11 @@ const USERS = process.env.OIDC_USERS
       alice: { password: 'alice-pw', email: 'alice@example.test', name: 'Alice' },
       bob: { password: 'bob-pw', email: 'bob@example.test', name: 'Bob' },
     };
+
+const JWT_RESOURCE = process.env.OIDC_JWT_RESOURCE || 'urn:gen3';
+const JWT_AUDIENCE = process.env.OIDC_JWT_AUDIENCE || 'gen3';
+const JWT_SCOPE = 'openid user data';
+const ROTATE = (process.env.OIDC_ROTATE_REFRESH_TOKENS || '0') === '1';
 
 async function findAccount(ctx, sub) {
   const user = Object.hasOwn(USERS, sub) ? USERS[sub] : undefined;
@@ -68,7 +81,27 @@ const configuration = {
     introspection: { enabled: true },
     revocation: { enabled: true },
     userinfo: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async (ctx, client, oneOf) => (oneOf ? oneOf[0] : undefined),
+      useGrantedResource: async () => true,
+      getResourceServerInfo: async (ctx, resource) => {
+        if (resource !== JWT_RESOURCE) throw new errors.InvalidTarget();
+        return {
+          audience: JWT_AUDIENCE,
+          scope: JWT_SCOPE,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: 600,
+          jwt: { sign: { alg: 'RS256' } },
+        };
+      },
+    },
   },
+  extraTokenClaims: async (ctx, token) =>
+    token.kind === 'AccessToken' && token.resourceServer
+      ? { pur: 'access', context: { user: { name: token.accountId } } }
+      : undefined,
+  rotateRefreshToken: () => ROTATE,
   claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
   scopes: ['openid', 'offline_access', 'email', 'profile'],
   findAccount,
@@ -83,6 +116,7 @@ const configuration = {
       accountId: ctx.oidc.session.accountId,
     });
     grant.addOIDCScope('openid email profile offline_access');
+    grant.addResourceScope(JWT_RESOURCE, JWT_SCOPE);
     await grant.save();
     return grant;
   },
@@ -103,7 +137,7 @@ const provider = new Provider(ISSUER, configuration);
 provider.registerGrantType(
   'password',
   async (ctx) => {
-    const { username, password, scope } = ctx.oidc.params;
+    const { username, password, scope, resource } = ctx.oidc.params;
     const user = Object.hasOwn(USERS, username) ? USERS[username] : undefined;
     if (!user || user.password !== password) throw new errors.InvalidGrant('invalid credentials');
     const { client } = ctx.oidc;
@@ -113,6 +147,12 @@ provider.registerGrantType(
     await grant.save();
     const common = { accountId: username, client, grantId: grant.jti, scope: sc, gty: 'password' };
     const at = new provider.AccessToken(common);
+    if (resource) {
+      if (resource !== JWT_RESOURCE) throw new errors.InvalidTarget();
+      const info = await configuration.features.resourceIndicators.getResourceServerInfo(ctx, resource);
+      at.resourceServer = new provider.ResourceServer(resource, info);
+      at.scope = sc.split(' ').filter((s) => info.scope.split(' ').includes(s)).join(' ');
+    }
     const rt = new provider.RefreshToken({ ...common, iat: Math.floor(Date.now() / 1000) });
     const account = await findAccount(ctx, username);
     const idt = new provider.IdToken({ ...(await account.claims()) }, { ctx });
@@ -127,8 +167,11 @@ provider.registerGrantType(
     };
     ctx.body = body;
   },
-  ['username', 'password', 'scope'],
+  ['username', 'password', 'scope', 'resource'],
 );
+
+// Without this a 500 leaves no trace.
+provider.on('server_error', (ctx, error) => console.error('server_error', ctx.path, error));
 
 provider.listen(PORT, HOST, () => {
   console.log(`oidc-provider listening, issuer ${ISSUER}, redirect_uris ${REDIRECT_URIS.join(' ')}`);

@@ -1,0 +1,414 @@
+//! [`OidcClient`]: one IdP's authorization server as a
+//! [`TokenExchange`](tessera_tokens::TokenExchange).
+//!
+//! Every token-endpoint call authenticates with HTTP Basic (RFC 6749 §2.3.1 encoding) and
+//! runs under the HTTP client's timeout (5 s in WTS). Only the code exchange sends the
+//! `User-Agent` of the settings (`Gen3WTS/<version>`), as the original does.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use reqwest::Url;
+use reqwest::header::USER_AGENT;
+use serde_json::{Map, Value};
+use tessera_tokens::{
+    AuthorizationRequest, Clock, CodeExchangeRequest, CodeGrant, ExchangeError, IssuedRefreshToken,
+    RefreshGrant, TokenExchange,
+};
+
+use crate::discovery::Discovery;
+use crate::http::{form_encode, send_expect_success, send_for_json};
+use crate::jwt::{Unverified, audience_contains, dotted_str, numeric_date};
+use crate::keys::KeyStore;
+use crate::{Error, Result};
+
+/// Algorithms accepted on id tokens: asymmetric ones only (the key must fit too).
+const ID_TOKEN_ALGORITHMS: [&str; 10] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+];
+
+/// Where an IdP's endpoints are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdpKind {
+    /// A Fence: `oauth2/authorize`, `oauth2/token` and `oauth2/revoke` under `base_url`
+    /// (which ends in `/user/`); the issuer is `base_url` without the trailing `/`.
+    Fence {
+        /// Fence's base URL.
+        base_url: String,
+    },
+    /// Any OpenID provider with explicit endpoints.
+    Generic {
+        /// The authorization endpoint.
+        authorization_endpoint: String,
+        /// The token endpoint.
+        token_endpoint: String,
+        /// The issuer of its id tokens; `None` accepts the issuer an id token names when it
+        /// has the token endpoint's origin.
+        issuer: Option<String>,
+        /// Where to look for the discovery document (revocation endpoint) when `issuer` is
+        /// not set: the configured `base_url`.
+        base_url: String,
+    },
+}
+
+/// Everything one IdP client needs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// The IdP's name, for logs.
+    pub idp: String,
+    /// The endpoints.
+    pub kind: IdpKind,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: String,
+    /// The redirect URI registered at the IdP.
+    pub redirect_uri: String,
+    /// The scope asked for.
+    pub scope: String,
+    /// Extra authorization-request parameters (Fence's `params`, e.g. `idp`).
+    pub extra_params: Vec<(String, String)>,
+    /// The dotted id-token claim with the IdP's username (for logs).
+    pub username_field: String,
+    /// The `User-Agent` of the code exchange.
+    pub user_agent: String,
+}
+
+impl fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("idp", &self.idp)
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One IdP's authorization server.
+pub struct OidcClient {
+    settings: ClientSettings,
+    authorization_endpoint: Url,
+    token_endpoint: Url,
+    http: reqwest::Client,
+    keys: Arc<KeyStore>,
+    clock: Arc<dyn Clock>,
+    discovery: Option<Discovery>,
+}
+
+impl fmt::Debug for OidcClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcClient")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_url(what: &str, url: &str) -> Result<Url> {
+    let parsed = Url::parse(url).map_err(|e| Error::Config(format!("{what} {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::Config(format!("{what} {url:?} must be http(s)")));
+    }
+    Ok(parsed)
+}
+
+impl OidcClient {
+    /// A client over `http` (whose timeout applies to every call), with id-token keys from
+    /// `keys`. Fails when an endpoint is not an absolute http(s) URL.
+    pub fn new(
+        settings: ClientSettings,
+        http: reqwest::Client,
+        keys: Arc<KeyStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let (authorization, token, discovery) = match &settings.kind {
+            IdpKind::Fence { base_url } => {
+                let base = parse_url("fence base url", base_url)?;
+                let join = |path: &str| {
+                    base.join(path)
+                        .map_err(|e| Error::Config(format!("fence base url {base_url:?}: {e}")))
+                };
+                (join("oauth2/authorize")?, join("oauth2/token")?, None)
+            }
+            IdpKind::Generic {
+                authorization_endpoint,
+                token_endpoint,
+                issuer,
+                base_url,
+            } => {
+                let discovery_base = issuer.as_deref().unwrap_or(base_url);
+                (
+                    parse_url("authorization endpoint", authorization_endpoint)?,
+                    parse_url("token endpoint", token_endpoint)?,
+                    Some(Discovery::new(http.clone(), discovery_base)),
+                )
+            }
+        };
+        Ok(Self {
+            settings,
+            authorization_endpoint: authorization,
+            token_endpoint: token,
+            http,
+            keys,
+            clock,
+            discovery,
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
+    /// The token endpoint.
+    pub fn token_endpoint(&self) -> &str {
+        self.token_endpoint.as_str()
+    }
+
+    /// The issuer known without looking at a token.
+    fn configured_issuer(&self) -> Option<String> {
+        match &self.settings.kind {
+            IdpKind::Fence { base_url } => Some(base_url.trim_end_matches('/').to_owned()),
+            IdpKind::Generic { issuer, .. } => {
+                issuer.as_ref().map(|i| i.trim_end_matches('/').to_owned())
+            }
+        }
+    }
+
+    /// The revocation endpoint: Fence's `oauth2/revoke` under its base URL (the original
+    /// loses `/user` here), else the discovery document's.
+    pub async fn revocation_endpoint(&self) -> Result<Option<String>> {
+        match (&self.settings.kind, &self.discovery) {
+            (IdpKind::Fence { base_url }, _) => Ok(Some(
+                parse_url("fence base url", base_url)?
+                    .join("oauth2/revoke")
+                    .map_err(|e| Error::Config(e.to_string()))?
+                    .to_string(),
+            )),
+            (IdpKind::Generic { .. }, Some(discovery)) => {
+                Ok(discovery.metadata().await?.revocation_endpoint.clone())
+            }
+            (IdpKind::Generic { .. }, None) => Ok(None),
+        }
+    }
+
+    fn token_request(&self) -> reqwest::RequestBuilder {
+        self.http.post(self.token_endpoint.clone()).basic_auth(
+            form_encode(&self.settings.client_id),
+            Some(form_encode(&self.settings.client_secret)),
+        )
+    }
+
+    /// Verifies an id token: signature with the issuer's key, issuer, audience = client id,
+    /// expiry, nonce. Returns its claims.
+    async fn verify_id_token(
+        &self,
+        token: &str,
+        nonce: &str,
+    ) -> Result<Map<String, Value>, ExchangeError> {
+        let invalid = |reason: String| ExchangeError::InvalidIdToken(reason);
+        let unverified = Unverified::parse(token).map_err(invalid)?;
+        let named = unverified
+            .claim_str("iss")
+            .ok_or_else(|| invalid("no iss".to_owned()))?
+            .trim_end_matches('/')
+            .to_owned();
+        let issuer = match self.configured_issuer() {
+            Some(issuer) => issuer,
+            None => {
+                let same_origin = Url::parse(&named)
+                    .is_ok_and(|url| url.origin() == self.token_endpoint.origin());
+                if !same_origin {
+                    return Err(invalid(format!(
+                        "issuer {named} is not at the token endpoint's origin"
+                    )));
+                }
+                named.clone()
+            }
+        };
+        if named != issuer {
+            return Err(invalid(format!("issuer {named} is not {issuer}")));
+        }
+        let alg = unverified
+            .header_str("alg")
+            .ok_or_else(|| invalid("no alg".to_owned()))?;
+        if !ID_TOKEN_ALGORITHMS.contains(&alg) {
+            return Err(invalid(format!("algorithm {alg} is not allowed")));
+        }
+        let key = self
+            .keys
+            .key(&issuer, unverified.header_str("kid"))
+            .await
+            .map_err(|e| invalid(e.to_string()))?;
+        let payload = key.verify(alg, token).map_err(invalid)?;
+        let claims = match serde_json::from_slice(&payload) {
+            Ok(Value::Object(claims)) => claims,
+            _ => return Err(invalid("the payload is not a json object".to_owned())),
+        };
+        let exp = numeric_date(&claims, "exp")
+            .map_err(invalid)?
+            .ok_or_else(|| invalid("no exp".to_owned()))?;
+        if exp <= self.clock.now() {
+            return Err(invalid(format!("expired at {exp}")));
+        }
+        if !audience_contains(&claims, &self.settings.client_id) {
+            return Err(invalid("the audience is not this client".to_owned()));
+        }
+        if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+            return Err(invalid("the nonce does not match".to_owned()));
+        }
+        Ok(claims)
+    }
+
+    /// A refresh token as issued, with what can be read from it: `exp` and `jti` of a JWT
+    /// (Fence's), else `refresh_expires_in` of the response (Keycloak's).
+    fn issued(&self, token: &str, response: &Map<String, Value>) -> IssuedRefreshToken {
+        let jwt = Unverified::parse(token).ok();
+        let exp = jwt
+            .as_ref()
+            .and_then(|t| numeric_date(&t.claims, "exp").ok().flatten());
+        let expires_in = response
+            .get("refresh_expires_in")
+            .and_then(Value::as_i64)
+            .filter(|s| *s > 0)
+            .map(|s| self.clock.now().saturating_add(s));
+        IssuedRefreshToken {
+            token: token.to_owned(),
+            expires: exp.or(expires_in),
+            jti: jwt.and_then(|t| t.claim_str("jti").map(str::to_owned)),
+        }
+    }
+}
+
+fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    map.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+#[async_trait]
+impl TokenExchange for OidcClient {
+    async fn authorization_url(
+        &self,
+        request: &AuthorizationRequest,
+    ) -> Result<String, ExchangeError> {
+        let mut url = self.authorization_endpoint.clone();
+        {
+            let s = &self.settings;
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &s.client_id)
+                .append_pair("redirect_uri", &s.redirect_uri)
+                .append_pair("scope", &s.scope)
+                .append_pair("state", &request.state)
+                .append_pair("nonce", &request.nonce)
+                .append_pair("code_challenge", &request.code_challenge)
+                .append_pair("code_challenge_method", "S256");
+            for (key, value) in &s.extra_params {
+                query.append_pair(key, value);
+            }
+        }
+        Ok(url.to_string())
+    }
+
+    async fn exchange_code(
+        &self,
+        request: &CodeExchangeRequest,
+    ) -> Result<CodeGrant, ExchangeError> {
+        // RFC 9207: an authorization response from another issuer is a mix-up; its code must
+        // not reach this token endpoint.
+        if let (Some(iss), Some(expected)) = (&request.iss, self.configured_issuer())
+            && iss.trim_end_matches('/') != expected
+        {
+            return Err(ExchangeError::InvalidIdToken(format!(
+                "the callback's issuer {iss} is not {expected}"
+            )));
+        }
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", request.code.as_str()),
+            ("redirect_uri", self.settings.redirect_uri.as_str()),
+            ("code_verifier", request.code_verifier.as_str()),
+        ];
+        let response = send_for_json(
+            self.token_request()
+                .header(USER_AGENT, &self.settings.user_agent)
+                .form(&form),
+        )
+        .await?;
+        let missing: Vec<&str> = ["refresh_token", "id_token"]
+            .into_iter()
+            .filter(|field| text(&response, field).is_none())
+            .collect();
+        let (Some(refresh_token), Some(id_token)) = (
+            text(&response, "refresh_token"),
+            text(&response, "id_token"),
+        ) else {
+            return Err(ExchangeError::InvalidResponse(format!(
+                "missing {}",
+                missing.join(", ")
+            )));
+        };
+        let claims = self.verify_id_token(id_token, &request.nonce).await?;
+        if let Some(iss) = &request.iss
+            && claims
+                .get("iss")
+                .and_then(Value::as_str)
+                .map(|i| i.trim_end_matches('/'))
+                != Some(iss.trim_end_matches('/'))
+        {
+            return Err(ExchangeError::InvalidIdToken(
+                "the callback's issuer is not the id token's".to_owned(),
+            ));
+        }
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ExchangeError::InvalidIdToken("no sub".to_owned()))?;
+        Ok(CodeGrant {
+            subject: subject.to_owned(),
+            idp_username: dotted_str(&claims, &self.settings.username_field).map(str::to_owned),
+            refresh_token: self.issued(refresh_token, &response),
+        })
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> Result<RefreshGrant, ExchangeError> {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        let response = send_for_json(self.token_request().form(&form)).await?;
+        let access_token = text(&response, "access_token")
+            .ok_or_else(|| ExchangeError::InvalidResponse("missing access_token".to_owned()))?;
+        Ok(RefreshGrant {
+            access_token: access_token.to_owned(),
+            refresh_token: text(&response, "refresh_token").map(|t| self.issued(t, &response)),
+        })
+    }
+
+    async fn revoke(&self, refresh_token: &str) -> Result<(), ExchangeError> {
+        let endpoint = self
+            .revocation_endpoint()
+            .await
+            .map_err(|e| ExchangeError::Unreachable(e.to_string()))?
+            .ok_or_else(|| ExchangeError::Unsupported("no revocation endpoint".to_owned()))?;
+        let form = [
+            ("token", refresh_token),
+            ("token_type_hint", "refresh_token"),
+        ];
+        send_expect_success(
+            self.http
+                .post(endpoint)
+                .basic_auth(
+                    form_encode(&self.settings.client_id),
+                    Some(form_encode(&self.settings.client_secret)),
+                )
+                .form(&form),
+        )
+        .await
+    }
+}

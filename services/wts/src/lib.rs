@@ -1,0 +1,74 @@
+//! Gen3's Workspace Token Service (spec `uws_wts.md` §B), wire-compatible: refresh tokens
+//! stored per user and IdP (Fernet, byte-compatible with the original's rows), access tokens
+//! on demand for workspaces, account linking through the IdPs' login, and `/aggregate` over
+//! every commons.
+//!
+//! Layout:
+//! - [`config`]: [`WtsConfig`] (the original's keys plus the additions) and the IdP list.
+//! - [`identity`]: the workspace identity adapters (Kubernetes pod lookup, static map).
+//! - [`session`]: the signed login session cookie.
+//! - [`rest`]: the HTTP translator, the `/aggregate` fan-out and the OpenAPI document.
+//! - [`prepare`]: the composition root; [`prepare::Overrides`] for tests.
+//! - [`run`]: running the service, and [`start_dev`] for `tessera dev`.
+//! - [`cli`]: the command line of the `wts` binary.
+
+pub mod cli;
+pub mod config;
+pub mod identity;
+pub mod prepare;
+pub mod rest;
+pub mod run;
+pub mod session;
+
+pub use config::WtsConfig;
+pub use prepare::{Core, Overrides, prepare};
+pub use run::{RunningWts, run, start, start_dev};
+
+/// The service version (`/_version`, the `Gen3WTS/<version>` User-Agent).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit it was built from, when the build sets `TESSERA_GIT_COMMIT`.
+pub const COMMIT: &str = match option_env!("TESSERA_GIT_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
+
+/// Errors of setting up and running the service (request errors are
+/// [`rest::ApiError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A config value is unusable.
+    #[error("invalid config key {key}: {message}")]
+    Config {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Loading the config failed.
+    #[error(transparent)]
+    Load(#[from] tessera_config::Error),
+    /// The embedded store failed to open.
+    #[error("embedded store")]
+    Embedded(#[from] tessera_embedded::Error),
+    /// The storage failed.
+    #[error("storage")]
+    Storage(#[from] tessera_kit::dao::Error),
+    /// MongoDB could not be reached or set up.
+    #[error("mongodb")]
+    Mongo(#[from] tessera_mongodb::Error),
+    /// The HTTP stack failed.
+    #[error(transparent)]
+    Http(#[from] tessera_http::Error),
+    /// An IdP client could not be built.
+    #[error(transparent)]
+    Oidc(#[from] tessera_oidc::Error),
+    /// The token service failed.
+    #[error(transparent)]
+    Tokens(#[from] tessera_tokens::Error),
+    /// Anything else.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

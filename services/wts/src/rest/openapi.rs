@@ -1,0 +1,131 @@
+//! The OpenAPI document. The schemas mirror the wire shapes for documentation only; the API
+//! tests check the real bodies.
+
+#![allow(dead_code)]
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// An error: `{"message": …}` (400 for a bad `expires` is `{"error": …}`).
+#[derive(Debug, ToSchema)]
+pub struct Message {
+    /// What went wrong.
+    message: String,
+}
+
+/// `GET /token/`.
+#[derive(Debug, ToSchema)]
+pub struct Token {
+    /// An access token of the IdP.
+    token: String,
+}
+
+/// `GET /_version`.
+#[derive(Debug, ToSchema)]
+pub struct Version {
+    /// The service version.
+    version: String,
+    /// The commit it was built from.
+    commit: String,
+}
+
+/// `GET /oauth2/authorize` without a redirect.
+#[derive(Debug, ToSchema)]
+pub struct Success {
+    /// `connected with fence`.
+    success: String,
+}
+
+/// A login URL of an external IdP.
+#[derive(Debug, ToSchema)]
+pub struct ProviderUrl {
+    /// The display name.
+    name: String,
+    /// `<wts_base_url>oauth2/authorization_url?idp=<idp>`.
+    url: String,
+}
+
+/// An external IdP.
+#[derive(Debug, ToSchema)]
+pub struct Provider {
+    /// The display name.
+    name: String,
+    /// The IdP name.
+    idp: String,
+    /// The configured base URL.
+    base_url: String,
+    /// Where to log in.
+    urls: Vec<ProviderUrl>,
+    /// Time left on the caller's refresh token ("29 days", "5 hours"); null when none.
+    refresh_token_expiration: Option<String>,
+}
+
+/// `GET /external_oidc/`.
+#[derive(Debug, ToSchema)]
+pub struct Providers {
+    /// Every external IdP.
+    providers: Vec<Provider>,
+}
+
+#[derive(Debug)]
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API description.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Workspace Token Service",
+        description = "Refresh tokens per user and IdP, access tokens on demand (Gen3 WTS, wire-compatible)",
+    ),
+    paths(
+        super::status,
+        super::version,
+        super::token,
+        super::authorization_url,
+        super::authorize,
+        super::connected,
+        super::logout,
+        super::external_oidc,
+    ),
+    modifiers(&BearerScheme),
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document of the routes (the HTTP stack adds `/health`).
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    // `/aggregate/{path}` matches any sub-path, which a path macro cannot declare.
+    let operation = utoipa::openapi::path::OperationBuilder::new()
+        .operation_id(Some("aggregate"))
+        .tag("aggregate")
+        .summary(Some("Call an allowlisted endpoint on every commons"))
+        .response(
+            "200",
+            utoipa::openapi::ResponseBuilder::new()
+                .description("Each commons host to its answer, or null")
+                .build(),
+        )
+        .response(
+            "404",
+            utoipa::openapi::ResponseBuilder::new()
+                .description("Not in the allowlist")
+                .build(),
+        )
+        .build();
+    doc.paths.add_path_operation(
+        "/aggregate/{path}",
+        vec![utoipa::openapi::path::HttpMethod::Get],
+        operation,
+    );
+    doc
+}

@@ -1,0 +1,162 @@
+//! Spawning the real app on port 0 with a fresh embedded store, fakes for the IdPs and the
+//! commons token validator, and small HTTP helpers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tessera_embedded::EmbeddedStore;
+use tessera_kit::dao::Filter;
+use tessera_tokens::{
+    AccessTokenValidator, Cipher, Fernet, Identity, RefreshTokenRecord, TokenExchange,
+    ValidationError,
+};
+use wts::config::IdentitySource;
+use wts::{Overrides, RunningWts, WtsConfig, prepare, start};
+
+/// Valid commons tokens: `alice-token`, `bob-token`.
+#[derive(Debug)]
+pub struct FakeValidator;
+
+#[async_trait]
+impl AccessTokenValidator for FakeValidator {
+    async fn validate(&self, token: &str) -> Result<Identity, ValidationError> {
+        match token {
+            "alice-token" => Ok(Identity {
+                subject: "1".into(),
+                username: "alice".into(),
+            }),
+            "bob-token" => Ok(Identity {
+                subject: "2".into(),
+                username: "bob".into(),
+            }),
+            _ => Err(ValidationError("signature verification failed".into())),
+        }
+    }
+}
+
+pub fn config(dir: &std::path::Path) -> WtsConfig {
+    let mut config = WtsConfig {
+        wts_base_url: "https://wts.commons.org/wts/".into(),
+        fence_base_url: "https://commons.org/user".into(),
+        encryption_key: Fernet::generate_key().into(),
+        secret_key: "the-session-signing-secret".into(),
+        oidc_client_id: "wts-client".into(),
+        oidc_client_secret: "wts-secret".into(),
+        identity_source: IdentitySource::Static,
+        purge_interval_seconds: 0,
+        ..WtsConfig::default()
+    };
+    // Workspaces come through one proxy hop; the tests set X-Forwarded-For.
+    config
+        .static_identities
+        .insert("10.0.0.1".into(), "carol".into());
+    config.http.port = 0;
+    config.embedded.embedded_db_path = dir.join("wts.sqlite");
+    config
+}
+
+pub struct App {
+    pub url: String,
+    pub running: RunningWts,
+    pub fernet: Fernet,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn(
+    change: impl FnOnce(&mut WtsConfig),
+    exchanges: Vec<(&str, Arc<dyn TokenExchange>)>,
+) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    change(&mut config);
+    let fernet = Fernet::new(config.encryption_key.expose()).unwrap();
+    let store = EmbeddedStore::open(&config.embedded.embedded_db_path).unwrap();
+    let overrides = Overrides {
+        store: Some(store),
+        validator: Some(Arc::new(FakeValidator)),
+        exchanges: exchanges
+            .into_iter()
+            .map(|(id, x)| (id.to_owned(), x))
+            .collect::<BTreeMap<_, _>>(),
+        ..Overrides::default()
+    };
+    let core = prepare(config, overrides).await.unwrap();
+    let running = start(core).await.unwrap();
+    App {
+        url: running.url().unwrap(),
+        running,
+        fernet,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        _dir: dir,
+    }
+}
+
+impl App {
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(format!("{}{path}", self.url))
+    }
+
+    /// Stores a refresh token for (username, idp).
+    pub async fn store(&self, username: &str, idp: &str, token: &str, expires: i64) {
+        self.running
+            .core()
+            .dao
+            .insert(&RefreshTokenRecord {
+                id: uuid_v4(),
+                token_ciphertext: self.fernet.encrypt(token).unwrap(),
+                jti: format!("jti-{token}"),
+                username: username.into(),
+                userid: format!("sub-{username}"),
+                idp: idp.into(),
+                expires,
+            })
+            .await
+            .unwrap();
+    }
+
+    pub async fn rows(&self) -> Vec<RefreshTokenRecord> {
+        self.running
+            .core()
+            .dao
+            .find_all(&Filter::new())
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.running.stop().await.unwrap();
+    }
+}
+
+pub fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Status and JSON body (Null when the body is empty or not JSON).
+pub async fn json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}

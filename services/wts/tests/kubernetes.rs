@@ -1,0 +1,253 @@
+//! The Kubernetes identity adapter against a tiny fake API server over HTTPS (a self-signed
+//! certificate given as the cluster CA), and `/token` through it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpListener};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{json, now, spawn};
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::rsa::Rsa;
+use openssl::ssl::{SslAcceptor, SslMethod};
+use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+use openssl::x509::{X509, X509NameBuilder};
+use serde_json::json;
+use tessera_tokens::ports::MockTokenExchange;
+use tessera_tokens::{Caller, IdentityResolver, RefreshGrant};
+use wts::config::IdentitySource;
+use wts::identity::KubernetesIdentity;
+
+/// The fake API: pods by IP, and the Authorization header of every request.
+struct FakeApi {
+    url: String,
+    seen: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+fn self_signed() -> (X509, PKey<openssl::pkey::Private>) {
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "kubernetes").unwrap();
+    let name = name.build();
+    let mut cert = X509::builder().unwrap();
+    cert.set_version(2).unwrap();
+    let mut serial = BigNum::new().unwrap();
+    serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
+    cert.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
+    cert.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .build(&cert.x509v3_context(None, None))
+        .unwrap();
+    cert.append_extension(san).unwrap();
+    cert.sign(&key, MessageDigest::sha256()).unwrap();
+    (cert.build(), key)
+}
+
+fn pods_for(query: &str) -> serde_json::Value {
+    let pod = |annotations: serde_json::Value| json!({"metadata": {"name": "p", "annotations": annotations}});
+    match query {
+        q if q.ends_with("10.1.2.3") => {
+            json!({"items": [pod(json!({"hub.jupyter.org/username": "jupyter-alice", "gen3username": "alice"}))]})
+        }
+        q if q.ends_with("10.1.2.4") => {
+            json!({"items": [pod(json!({"other": "x"})), pod(json!({"hub.jupyter.org/username": "bob"}))]})
+        }
+        _ => json!({"items": []}),
+    }
+}
+
+/// Serves until the process ends: one request per connection, `valid_token` required.
+fn start_api(dir: &Path, valid_token: &'static str) -> FakeApi {
+    let (cert, key) = self_signed();
+    std::fs::write(dir.join("ca.crt"), cert.to_pem().unwrap()).unwrap();
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    acceptor.set_private_key(&key).unwrap();
+    acceptor.set_certificate(&cert).unwrap();
+    let acceptor = acceptor.build();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            // A client that refuses the certificate aborts the handshake: just go on.
+            let Ok(mut tls) = acceptor.accept(stream) else {
+                continue;
+            };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n")
+                && tls.read(&mut byte).map(|n| n == 1).unwrap_or(false)
+            {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let target = head
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let auth = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("authorization: ")
+                        .or_else(|| l.strip_prefix("Authorization: "))
+                })
+                .unwrap_or_default()
+                .to_owned();
+            log.lock().unwrap().push((target.clone(), auth.clone()));
+            let (status, body) = if auth != format!("Bearer {valid_token}") {
+                ("401 Unauthorized", json!({"kind": "Status", "code": 401}))
+            } else if let Some(query) = target.strip_prefix("/api/v1/pods?fieldSelector=") {
+                ("200 OK", pods_for(&query.replace("%3D", "=")))
+            } else {
+                ("404 Not Found", json!({}))
+            };
+            let body = body.to_string();
+            let _ = write!(
+                tls,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.shutdown();
+        }
+    });
+    FakeApi { url, seen }
+}
+
+fn caller(ip: &str) -> Caller {
+    Caller {
+        token: None,
+        remote_ip: Some(ip.parse::<IpAddr>().unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn pods_name_their_users_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_api(dir.path(), "sa-token-2");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "sa-token-1\n").unwrap();
+    let adapter = KubernetesIdentity::new(
+        &api.url,
+        &token_file,
+        &dir.path().join("ca.crt"),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    // The first token is refused: an error, not "nobody".
+    assert!(adapter.resolve(&caller("10.1.2.3")).await.is_err());
+    // The token file rotates; the adapter reads it again.
+    std::fs::write(&token_file, "sa-token-2").unwrap();
+    assert_eq!(
+        adapter
+            .resolve(&caller("10.1.2.3"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        adapter
+            .resolve(&caller("10.1.2.4"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("bob")
+    );
+    assert_eq!(adapter.resolve(&caller("10.9.9.9")).await.unwrap(), None);
+    assert_eq!(adapter.resolve(&Caller::default()).await.unwrap(), None);
+    let seen = api.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[1],
+        (
+            "/api/v1/pods?fieldSelector=status.podIP%3D10.1.2.3".to_owned(),
+            "Bearer sa-token-2".to_owned()
+        )
+    );
+    assert_eq!(seen.len(), 4, "no call without an address");
+}
+
+#[tokio::test]
+async fn the_api_certificate_is_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_api(dir.path(), "t");
+    std::fs::write(dir.path().join("token"), "t").unwrap();
+    let untrusting = KubernetesIdentity::new(
+        &api.url,
+        &dir.path().join("token"),
+        &dir.path().join("no-such-ca.crt"),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(untrusting.resolve(&caller("10.1.2.3")).await.is_err());
+    assert!(api.seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn token_for_the_default_idp_uses_the_pod_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_api(dir.path(), "sa");
+    std::fs::write(dir.path().join("token"), "sa").unwrap();
+    let mut fence = MockTokenExchange::new();
+    fence.expect_refresh().returning(|rt| {
+        Ok(RefreshGrant {
+            access_token: format!("at-{rt}"),
+            refresh_token: None,
+        })
+    });
+    let (url, base) = (api.url.clone(), dir.path().to_owned());
+    let app = spawn(
+        move |c| {
+            c.identity_source = IdentitySource::Kubernetes;
+            c.kubernetes_api_url = Some(url);
+            c.kubernetes_token_file = base.join("token");
+            c.kubernetes_ca_file = base.join("ca.crt");
+        },
+        vec![("default", Arc::new(fence))],
+    )
+    .await;
+    app.store("alice", "default", "rt-alice", now() + 3600)
+        .await;
+    let (status, body) = json(
+        app.get("/token/")
+            .header("x-forwarded-for", "10.1.2.3")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({"token": "at-rt-alice"})));
+    let (status, _) = json(
+        app.get("/token/")
+            .header("x-forwarded-for", "10.9.9.9")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    app.stop().await;
+}
