@@ -6,15 +6,16 @@ use tessera_config::Secret;
 /// Where the documents live (`#[serde(flatten)]` into a service config; GHGA hexkit's
 /// `MongoDbConfig` keys).
 ///
-/// `mongo_dsn` and `db_name` are required keys: their defaults are empty and not serialised.
+/// Services treat an empty `mongo_dsn` as "use the embedded store"; `connect` refuses an
+/// empty `db_name`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MongoConfig {
     /// Connection string, e.g. `mongodb://user:pw@host:27017/?replicaSet=rs0`; a secret
     /// because it may hold credentials.
-    #[serde(default, skip_serializing_if = "tessera_config::is_default")]
+    #[serde(default)]
     pub mongo_dsn: Secret,
     /// Database that holds the service's collections.
-    #[serde(default, skip_serializing_if = "tessera_config::is_default")]
+    #[serde(default)]
     pub db_name: String,
     /// Seconds any one call (server selection, connection, the operation) may take; null
     /// for the driver's defaults (30 s to select a server, operations without limit).
@@ -40,9 +41,12 @@ mod tests {
     }
 
     #[test]
-    fn dsn_and_db_name_are_required_keys() {
+    fn every_key_is_listed_and_all_are_optional() {
         let defaults = serde_json::to_value(MongoConfig::default()).unwrap();
-        assert_eq!(defaults, serde_json::json!({"mongo_timeout": null}));
+        assert_eq!(
+            defaults,
+            serde_json::json!({"mongo_dsn": "", "db_name": "", "mongo_timeout": null})
+        );
         let partial: MongoConfig = serde_json::from_str(r#"{"db_name": "x"}"#).unwrap();
         assert!(partial.mongo_dsn.is_empty());
         assert!(serde_json::from_str::<MongoConfig>(r#"{"mongo_timeout": "soon"}"#).is_err());

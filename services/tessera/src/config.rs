@@ -43,5 +43,9 @@ pub fn example() -> crate::Result<String> {
         "wps (Work Package Service)",
         "wps",
     )?);
+    out.push_str(&section::<wts::WtsConfig>(
+        "wts (Workspace Token Service)",
+        "wts",
+    )?);
     Ok(out)
 }

@@ -23,6 +23,16 @@ pub struct DevArgs {
     /// Where the development keys live (default: beside the store)
     #[arg(long, value_name = "DIR")]
     pub keys_dir: Option<PathBuf>,
+    /// The identity provider WTS links accounts with (its `fence_base_url`); the default is
+    /// the test OIDC provider that `scripts/test-infra up oidc` starts
+    #[arg(long, default_value = "http://127.0.0.1:4010/")]
+    pub idp_url: String,
+    /// The OIDC client id WTS uses at that provider
+    #[arg(long, default_value = "test-client")]
+    pub idp_client_id: String,
+    /// The OIDC client secret WTS uses at that provider
+    #[arg(long, default_value = "test-secret")]
+    pub idp_client_secret: String,
 }
 
 /// The development keys, as files in the keys directory.
@@ -36,6 +46,39 @@ pub struct DevKeys {
     pub auth_private_jwk: String,
     /// Its public half: the services' `auth_key`.
     pub auth_public_jwk: String,
+    /// Fernet key WTS encrypts stored refresh tokens with.
+    #[serde(default)]
+    pub wts_encryption_key: String,
+    /// Key WTS signs its login session cookie with.
+    #[serde(default)]
+    pub wts_secret_key: String,
+}
+
+impl DevKeys {
+    fn generate() -> Result<Self> {
+        let (signing_private_jwk, signing_public_jwk) = tessera_auth::generate_es256_jwk_pair()?;
+        let (auth_private_jwk, auth_public_jwk) = tessera_auth::generate_es256_jwk_pair()?;
+        Ok(Self {
+            signing_private_jwk,
+            signing_public_jwk,
+            auth_private_jwk,
+            auth_public_jwk,
+            wts_encryption_key: tessera_tokens::Fernet::generate_key(),
+            wts_secret_key: tessera_tokens::Fernet::generate_key(),
+        })
+    }
+
+    /// Fills keys that a keys file from an older version lacks; true when any was missing.
+    fn complete(&mut self) -> bool {
+        let mut changed = false;
+        for key in [&mut self.wts_encryption_key, &mut self.wts_secret_key] {
+            if key.is_empty() {
+                *key = tessera_tokens::Fernet::generate_key();
+                changed = true;
+            }
+        }
+        changed
+    }
 }
 
 const KEYS_FILE: &str = "dev-keys.json";
@@ -54,47 +97,48 @@ pub fn keys_dir(config: &TesseraConfig, keys_dir: Option<&Path>) -> PathBuf {
     )
 }
 
-/// Loads the development keys from `dir`, generating and storing them (0600) on first use.
+/// Loads the development keys from `dir`, generating and storing them (0600) on first use
+/// and completing a keys file written by an older version.
 pub fn load_or_create_keys(dir: &Path) -> Result<DevKeys> {
     let path = dir.join(KEYS_FILE);
     let io = |source| Error::Io {
         path: path.clone(),
         source,
     };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| {
-            Error::Usage(format!(
-                "{} is not a valid keys file ({e}); delete it to generate new keys",
-                path.display()
-            ))
-        }),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let (signing_private_jwk, signing_public_jwk) =
-                tessera_auth::generate_es256_jwk_pair()?;
-            let (auth_private_jwk, auth_public_jwk) = tessera_auth::generate_es256_jwk_pair()?;
-            let keys = DevKeys {
-                signing_private_jwk,
-                signing_public_jwk,
-                auth_private_jwk,
-                auth_public_jwk,
-            };
-            std::fs::create_dir_all(dir).map_err(io)?;
-            let text = serde_json::to_string_pretty(&keys)
-                .map_err(|e| Error::Usage(format!("cannot encode keys: {e}")))?;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
+    let keys = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut keys: DevKeys = serde_json::from_str(&text).map_err(|e| {
+                Error::Usage(format!(
+                    "{} is not a valid keys file ({e}); delete it to generate new keys",
+                    path.display()
+                ))
+            })?;
+            if !keys.complete() {
+                return Ok(keys);
             }
-            use std::io::Write;
-            let mut file = options.open(&path).map_err(io)?;
-            file.write_all(text.as_bytes()).map_err(io)?;
-            Ok(keys)
+            keys
         }
-        Err(err) => Err(io(err)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => DevKeys::generate()?,
+        Err(err) => return Err(io(err)),
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let text = serde_json::to_string_pretty(&keys)
+        .map_err(|e| Error::Usage(format!("cannot encode keys: {e}")))?;
+    // Write a new file and rename it over the old one, so a crash never leaves half a file.
+    let tmp = dir.join(format!("{KEYS_FILE}.tmp"));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
     }
+    use std::io::Write;
+    let mut file = options.open(&tmp).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(keys)
 }
 
 /// Runs `tessera dev` until Ctrl-C or SIGTERM.
@@ -146,6 +190,20 @@ mod tests {
         let second = load_or_create_keys(dir.path()).unwrap();
         assert_eq!(first.auth_public_jwk, second.auth_public_jwk);
         assert_ne!(first.auth_public_jwk, first.signing_public_jwk);
+        assert!(!first.wts_encryption_key.is_empty());
+        // A keys file without the WTS keys gets them added, the others kept.
+        let mut old: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(KEYS_FILE)).unwrap())
+                .unwrap();
+        old.as_object_mut().unwrap().remove("wts_secret_key");
+        std::fs::write(dir.path().join(KEYS_FILE), old.to_string()).unwrap();
+        let completed = load_or_create_keys(dir.path()).unwrap();
+        assert_eq!(completed.auth_public_jwk, first.auth_public_jwk);
+        assert!(!completed.wts_secret_key.is_empty());
+        assert_eq!(
+            load_or_create_keys(dir.path()).unwrap().wts_secret_key,
+            completed.wts_secret_key
+        );
         std::fs::write(dir.path().join(KEYS_FILE), "not json").unwrap();
         assert!(matches!(
             load_or_create_keys(dir.path()),

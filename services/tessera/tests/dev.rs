@@ -24,7 +24,7 @@ fn get(url: &str, path: &str) -> String {
 }
 
 #[test]
-fn dev_runs_wps_and_stops_on_sigterm() {
+fn dev_runs_every_service_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["dev", "--base-port", "0"])
