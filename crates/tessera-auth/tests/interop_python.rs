@@ -8,61 +8,21 @@
 // Helpers outside #[test] functions panic on purpose too: this is test code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tessera_auth::{
     AuthContext, AuthProvider, ClaimRules, JwtSigner, JwtVerifier, generate_es256_jwk_pair,
 };
+use tessera_test_support::interop::Oracle;
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/interop/jwt_interop.py")
-}
-
-fn interpreter() -> String {
-    std::env::var("TESSERA_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-/// Runs the oracle's `check`; `false` (after printing why) when the test should skip.
-fn oracle_available(test: &str) -> bool {
-    let python = interpreter();
-    let reason = match Command::new(&python).arg(script()).arg("check").output() {
-        Err(err) => format!("cannot run {python}: {err}"),
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => format!(
-            "{python} lacks the interop packages (pip install -r scripts/interop/requirements.txt): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-    };
-    assert!(
-        std::env::var("TESSERA_REQUIRE_INTEROP").as_deref() != Ok("1"),
-        "TESSERA_REQUIRE_INTEROP=1 but the python oracle is unavailable: {reason}"
-    );
-    // Straight to the stream rather than `println!`, which the test harness captures.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
-    false
-}
-
-fn run(args: &[&str]) -> Value {
-    let out = Command::new(interpreter())
-        .arg(script())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "oracle {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+fn oracle() -> Oracle {
+    Oracle::new("jwt_interop.py")
 }
 
 #[test]
 fn jwcrypto_verifies_our_tokens_and_loads_our_keys() {
-    if !oracle_available("jwcrypto_verifies_our_tokens_and_loads_our_keys") {
+    if !oracle().available("jwcrypto_verifies_our_tokens_and_loads_our_keys") {
         return;
     }
     let (private_jwk, public_jwk) = generate_es256_jwk_pair().unwrap();
@@ -74,11 +34,8 @@ fn jwcrypto_verifies_our_tokens_and_loads_our_keys() {
     let claims = json!({"work_type": "download", "file_id": "f", "iat": now, "exp": now + 30});
     let token = signer.sign(claims.as_object().unwrap()).unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let request = dir.path().join("request.json");
-    let body = json!({"public_jwk": public_jwk, "private_jwk": private_jwk, "token": token});
-    std::fs::write(&request, body.to_string()).unwrap();
-    let verified = run(&["verify", request.to_str().unwrap()]);
+    let request = json!({"public_jwk": public_jwk, "private_jwk": private_jwk, "token": token});
+    let verified = oracle().run_with_request("verify", &request);
     assert_eq!(verified["header"], json!({"alg": "ES256"}));
     assert_eq!(verified["claims"], claims);
     assert_eq!(verified["public_has_private"], json!(false));
@@ -88,10 +45,10 @@ fn jwcrypto_verifies_our_tokens_and_loads_our_keys() {
 
 #[test]
 fn we_verify_jwcrypto_tokens() {
-    if !oracle_available("we_verify_jwcrypto_tokens") {
+    if !oracle().available("we_verify_jwcrypto_tokens") {
         return;
     }
-    let signed = run(&["sign"]);
+    let signed = oracle().run(&["sign"]);
     let public_jwk = signed["public_jwk"].as_str().unwrap();
     let token = signed["token"].as_str().unwrap();
     let provider =

@@ -8,65 +8,13 @@
 // Helpers outside #[test] functions panic on purpose too: this is test code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use base64::Engine as _;
 use serde_json::{Value, json};
 use tessera_crypt::{Crypt4ghKeyPair, Crypt4ghPublicKey, Error, b64, seal};
+use tessera_test_support::interop::Oracle;
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/interop/crypt4gh_interop.py")
-}
-
-fn interpreter() -> String {
-    std::env::var("TESSERA_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-fn required() -> bool {
-    std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|value| value == "1")
-}
-
-/// Runs the oracle's `check`; `false` (after printing why) when the test should skip.
-fn oracle_available(test: &str) -> bool {
-    let python = interpreter();
-    let reason = match Command::new(&python).arg(script()).arg("check").output() {
-        Err(err) => format!("cannot run {python}: {err}"),
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => format!(
-            "{python} lacks the interop packages (pip install -r scripts/interop/requirements.txt): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-    };
-    assert!(
-        !required(),
-        "TESSERA_REQUIRE_INTEROP=1 but the python oracle is unavailable: {reason}"
-    );
-    // Straight to the stream rather than `println!`, which the test harness captures.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
-    false
-}
-
-fn run(args: &[&str]) -> Value {
-    let out = Command::new(interpreter())
-        .arg(script())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "oracle {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn run_with_file(command: &str, request: &Value) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("request.json");
-    std::fs::write(&path, serde_json::to_vec(request).unwrap()).unwrap();
-    run(&[command, path.to_str().unwrap()])
+fn oracle() -> Oracle {
+    Oracle::new("crypt4gh_interop.py")
 }
 
 fn std_b64(bytes: &[u8]) -> String {
@@ -90,17 +38,17 @@ fn messages() -> Vec<Vec<u8>> {
 
 #[test]
 fn pynacl_opens_what_rust_seals() {
-    if !oracle_available("pynacl_opens_what_rust_seals") {
+    if !oracle().available("pynacl_opens_what_rust_seals") {
         return;
     }
-    let pair = run(&["nacl-keypair"]);
+    let pair = oracle().run(&["nacl-keypair"]);
     let recipient = Crypt4ghPublicKey::parse(pair["public"].as_str().unwrap()).unwrap();
     let mut boxes: Vec<String> = messages()
         .iter()
         .map(|m| std_b64(&seal(&recipient, m).unwrap()))
         .collect();
     boxes.push(tessera_crypt::seal_base64(&recipient, "a token").unwrap());
-    let opened = run_with_file(
+    let opened = oracle().run_with_request(
         "nacl-open",
         &json!({"secret": pair["secret"], "boxes": boxes}),
     );
@@ -117,12 +65,12 @@ fn pynacl_opens_what_rust_seals() {
 
 #[test]
 fn rust_opens_what_pynacl_seals() {
-    if !oracle_available("rust_opens_what_pynacl_seals") {
+    if !oracle().available("rust_opens_what_pynacl_seals") {
         return;
     }
     let pair = Crypt4ghKeyPair::generate();
     let encoded: Vec<String> = messages().iter().map(|m| std_b64(m)).collect();
-    let sealed = run_with_file(
+    let sealed = oracle().run_with_request(
         "nacl-seal",
         &json!({"public": pair.public_key().to_base64(), "messages": encoded}),
     );
@@ -137,7 +85,7 @@ fn rust_opens_what_pynacl_seals() {
 
 #[test]
 fn python_crypt4gh_loads_our_key_files() {
-    if !oracle_available("python_crypt4gh_loads_our_key_files") {
+    if !oracle().available("python_crypt4gh_loads_our_key_files") {
         return;
     }
     let pair = Crypt4ghKeyPair::generate();
@@ -145,7 +93,7 @@ fn python_crypt4gh_loads_our_key_files() {
     let (sec, public) = (dir.path().join("rust.sec"), dir.path().join("rust.pub"));
     std::fs::write(&sec, pair.private_armored()).unwrap();
     std::fs::write(&public, pair.public_armored()).unwrap();
-    let loaded = run(&["c4gh-load", sec.to_str().unwrap(), public.to_str().unwrap()]);
+    let loaded = oracle().run(&["c4gh-load", sec.to_str().unwrap(), public.to_str().unwrap()]);
     assert_eq!(un_b64(&loaded["secret"]), pair.secret_bytes());
     assert_eq!(un_b64(&loaded["public"]), pair.public_key().as_bytes());
     assert_eq!(
@@ -156,11 +104,11 @@ fn python_crypt4gh_loads_our_key_files() {
 
 #[test]
 fn python_crypt4gh_key_files_normalise_in_rust() {
-    if !oracle_available("python_crypt4gh_key_files_normalise_in_rust") {
+    if !oracle().available("python_crypt4gh_key_files_normalise_in_rust") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let generated = run(&["c4gh-generate", dir.path().to_str().unwrap()]);
+    let generated = oracle().run(&["c4gh-generate", dir.path().to_str().unwrap()]);
     let public_file = std::fs::read_to_string(dir.path().join("py.pub")).unwrap();
     let public = Crypt4ghPublicKey::parse(&public_file).unwrap();
     assert_eq!(public.as_bytes().as_slice(), un_b64(&generated["public"]));
@@ -184,7 +132,7 @@ fn python_crypt4gh_key_files_normalise_in_rust() {
 
 #[test]
 fn lenient_base64_matches_python() {
-    if !oracle_available("lenient_base64_matches_python") {
+    if !oracle().available("lenient_base64_matches_python") {
         return;
     }
     let mut inputs: Vec<String> = [
@@ -231,7 +179,7 @@ fn lenient_base64_matches_python() {
             .collect();
         inputs.push(text);
     }
-    let python = run_with_file("b64decode", &json!({"inputs": inputs}));
+    let python = oracle().run_with_request("b64decode", &json!({"inputs": inputs}));
     for (input, expected) in inputs.iter().zip(python["results"].as_array().unwrap()) {
         match (b64::decode_lenient(input), expected.get("ok")) {
             (Ok(bytes), Some(ok)) => assert_eq!(bytes, un_b64(ok), "{input:?}"),

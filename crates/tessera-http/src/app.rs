@@ -217,28 +217,6 @@ where
     HttpStack::new(config.clone(), openapi)?.serve(routes).await
 }
 
-/// The full app for `actix_web::test::init_service`; see [`HttpStack::app`].
-pub fn test_app<F>(
-    config: &HttpConfig,
-    openapi: OpenApi,
-    routes: F,
-) -> Result<
-    App<
-        impl ServiceFactory<
-            ServiceRequest,
-            Config = (),
-            Response = ServiceResponse<impl MessageBody + use<F>>,
-            Error = actix_web::Error,
-            InitError = (),
-        > + use<F>,
-    >,
->
-where
-    F: FnOnce(&mut web::ServiceConfig),
-{
-    Ok(HttpStack::new(config.clone(), openapi)?.app(routes))
-}
-
 /// A server running in the background.
 pub struct RunningServer {
     addr: SocketAddr,

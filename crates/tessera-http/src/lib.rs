@@ -12,9 +12,12 @@
 //!
 //! [`HttpStack::serve`] binds (port 0 works) and runs it with graceful shutdown on
 //! SIGTERM/SIGINT; [`HttpStack::app`] gives the same app to `actix_web::test::init_service`.
+//! [`shutdown_signal`] is the same wait for a service's own tasks (consumers, purges).
 //!
 //! Layout: `config` (config fragments), `app` (stack, server, CORS, docs), `middleware`,
-//! `correlation`, `errors` (response shapes and extractor configs), `metrics`, `logging`.
+//! `correlation`, `errors` (response shapes and extractor configs), `metrics`, `logging`,
+//! `openapi` (shared document pieces such as [`BearerScheme`]), `shutdown` (waiting for
+//! SIGINT/SIGTERM).
 //!
 //! Known limit: a route declared with a method macro (`#[get]`) is a guarded resource, so a
 //! wrong method is found by path in the default service; routes built with `web::resource`
@@ -27,8 +30,10 @@ mod errors;
 mod logging;
 mod metrics;
 mod middleware;
+mod openapi;
+mod shutdown;
 
-pub use app::{HttpStack, RunningServer, serve, test_app};
+pub use app::{HttpStack, RunningServer, serve};
 pub use config::{HttpConfig, LogConfig};
 pub use correlation::{
     CorrelationId, HEADER as CORRELATION_ID_HEADER, parse_uuid4 as parse_correlation_id,
@@ -39,6 +44,8 @@ pub use errors::{
 };
 pub use logging::{init_logging, subscriber};
 pub use metrics::{Metrics, UNMATCHED_ROUTE};
+pub use openapi::BearerScheme;
+pub use shutdown::shutdown_signal;
 
 /// Errors of building or running the HTTP stack.
 #[derive(Debug, thiserror::Error)]

@@ -6,32 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, test, web};
+use actix_web::test;
+use common::{correlation_routes, stack};
 use serde_json::Value;
-use tessera_http::{CorrelationId, HttpConfig, LogConfig, internal_error, subscriber, test_app};
-use utoipa::openapi::{Info, OpenApi, Paths};
-
-async fn whoami(id: CorrelationId) -> HttpResponse {
-    tracing::info!(marker = "handler-ran", "handling whoami");
-    HttpResponse::Ok().body(id.to_string())
-}
-
-async fn boom() -> HttpResponse {
-    internal_error(&std::io::Error::other("database unreachable"))
-}
-
-fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/whoami", web::get().to(whoami))
-        .route("/boom", web::get().to(boom));
-}
-
-fn openapi() -> OpenApi {
-    OpenApi::new(Info::new("test service", "1.0.0"), Paths::new())
-}
+use tessera_http::{HttpConfig, LogConfig, subscriber};
 
 /// A `MakeWriter` into a shared buffer.
 #[derive(Clone, Default)]
@@ -56,8 +40,7 @@ async fn json_log_lines_carry_the_correlation_id() {
     let sub = subscriber(&log_config, move || writer.clone()).unwrap();
     let _guard = tracing::subscriber::set_default(sub);
 
-    let app =
-        test::init_service(test_app(&HttpConfig::default(), openapi(), routes).unwrap()).await;
+    let app = test::init_service(stack(HttpConfig::default()).app(correlation_routes)).await;
     let id = "0b7e0d1c-5a4f-4e3b-9c2d-1f0e9d8c7b6a";
     let req = test::TestRequest::get()
         .uri("/whoami")

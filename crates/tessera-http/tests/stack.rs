@@ -2,18 +2,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns
 
+mod common;
+
 use std::io::{Read, Write};
 
 use actix_web::http::{StatusCode, header};
+use actix_web::test::TestRequest;
 use actix_web::{HttpResponse, test, web};
+use common::{correlation_routes, header_value, openapi, stack};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tessera_http::{CorrelationId, HttpConfig, HttpStack, internal_error, test_app};
-use utoipa::openapi::{Info, OpenApi, Paths};
-
-fn openapi() -> OpenApi {
-    OpenApi::new(Info::new("test service", "1.0.0"), Paths::new())
-}
+use tessera_http::{HttpConfig, HttpStack};
 
 #[derive(Deserialize)]
 struct Thing {
@@ -33,21 +32,11 @@ async fn macro_get() -> HttpResponse {
     HttpResponse::Ok().finish()
 }
 
-async fn whoami(id: CorrelationId) -> HttpResponse {
-    tracing::info!(marker = "handler-ran", "handling whoami");
-    HttpResponse::Ok().body(id.to_string())
-}
-
-async fn boom() -> HttpResponse {
-    internal_error(&std::io::Error::other("database unreachable"))
-}
-
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/items/{id}", web::get().to(item))
         .service(web::resource("/things").route(web::post().to(create_thing)))
         .service(macro_get)
-        .route("/whoami", web::get().to(whoami))
-        .route("/boom", web::get().to(boom));
+        .configure(correlation_routes);
 }
 
 fn uuid4_of(res: &actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>) -> String {
@@ -66,9 +55,8 @@ fn uuid4_of(res: &actix_web::dev::ServiceResponse<impl actix_web::body::MessageB
 
 #[actix_web::test]
 async fn health_answers_ok_with_a_correlation_id() {
-    let app =
-        test::init_service(test_app(&HttpConfig::default(), openapi(), routes).unwrap()).await;
-    let res = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
+    let app = test::init_service(stack(HttpConfig::default()).app(routes)).await;
+    let res = TestRequest::get().uri("/health").send_request(&app).await;
     assert_eq!(res.status(), StatusCode::OK);
     uuid4_of(&res);
     let body: Value = test::read_body_json(res).await;
@@ -77,8 +65,7 @@ async fn health_answers_ok_with_a_correlation_id() {
 
 #[actix_web::test]
 async fn correlation_id_is_echoed_normalised_or_replaced() {
-    let app =
-        test::init_service(test_app(&HttpConfig::default(), openapi(), routes).unwrap()).await;
+    let app = test::init_service(stack(HttpConfig::default()).app(routes)).await;
     let upper = "3F2504E0-4F89-41D3-9A0C-0305E82C3301";
     let req = test::TestRequest::get()
         .uri("/whoami")
@@ -101,8 +88,8 @@ async fn correlation_id_is_echoed_normalised_or_replaced() {
         assert_eq!(test::read_body(res).await, id);
     }
 
-    let one = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
-    let two = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
+    let one = TestRequest::get().uri("/health").send_request(&app).await;
+    let two = TestRequest::get().uri("/health").send_request(&app).await;
     assert_ne!(uuid4_of(&one), uuid4_of(&two), "fresh per request");
 }
 
@@ -112,11 +99,11 @@ async fn invalid_correlation_id_is_rejected_when_generation_is_off() {
         generate_correlation_id: false,
         ..HttpConfig::default()
     };
-    let app = test::init_service(test_app(&config, openapi(), routes).unwrap()).await;
+    let app = test::init_service(stack(config).app(routes)).await;
 
-    let res = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
+    let res = TestRequest::get().uri("/health").send_request(&app).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert!(res.headers().get("x-request-id").is_none());
+    assert!(header_value(&res, "x-request-id").is_none());
     let body: Value = test::read_body_json(res).await;
     assert_eq!(
         body,
@@ -148,16 +135,14 @@ async fn invalid_correlation_id_is_rejected_when_generation_is_off() {
 
 #[actix_web::test]
 async fn openapi_document_lists_health() {
-    let app =
-        test::init_service(test_app(&HttpConfig::default(), openapi(), routes).unwrap()).await;
-    let res = test::call_service(
-        &app,
-        test::TestRequest::get().uri("/openapi.json").to_request(),
-    )
-    .await;
+    let app = test::init_service(stack(HttpConfig::default()).app(routes)).await;
+    let res = TestRequest::get()
+        .uri("/openapi.json")
+        .send_request(&app)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
-        res.headers().get(header::CONTENT_TYPE).unwrap(),
+        header_value(&res, header::CONTENT_TYPE).unwrap(),
         "application/json"
     );
     let doc: Value = test::read_body_json(res).await;
@@ -168,27 +153,18 @@ async fn openapi_document_lists_health() {
 
 #[actix_web::test]
 async fn docs_page_is_served() {
-    let app =
-        test::init_service(test_app(&HttpConfig::default(), openapi(), routes).unwrap()).await;
-    let res = test::call_service(&app, test::TestRequest::get().uri("/docs").to_request()).await;
+    let app = test::init_service(stack(HttpConfig::default()).app(routes)).await;
+    let res = TestRequest::get().uri("/docs").send_request(&app).await;
     assert_eq!(res.status(), StatusCode::FOUND);
-    assert_eq!(res.headers().get(header::LOCATION).unwrap(), "/docs/");
-    let res = test::call_service(&app, test::TestRequest::get().uri("/docs/").to_request()).await;
+    assert_eq!(header_value(&res, header::LOCATION).unwrap(), "/docs/");
+    let res = TestRequest::get().uri("/docs/").send_request(&app).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let content_type = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .unwrap()
-        .to_str()
-        .unwrap();
+    let content_type = header_value(&res, header::CONTENT_TYPE).unwrap();
     assert!(content_type.starts_with("text/html"), "{content_type}");
-    let res = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri("/docs/swagger-initializer.js")
-            .to_request(),
-    )
-    .await;
+    let res = TestRequest::get()
+        .uri("/docs/swagger-initializer.js")
+        .send_request(&app)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let js = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
     assert!(js.contains("/openapi.json"), "{js}");
@@ -200,30 +176,29 @@ async fn disabled_docs_and_openapi_are_not_found() {
         openapi_url: String::new(),
         ..HttpConfig::default()
     };
-    let app = test::init_service(test_app(&config, openapi(), routes).unwrap()).await;
+    let app = test::init_service(stack(config).app(routes)).await;
     for uri in ["/openapi.json", "/docs", "/docs/"] {
-        let res = test::call_service(&app, test::TestRequest::get().uri(uri).to_request()).await;
+        let res = TestRequest::get().uri(uri).send_request(&app).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{uri}");
     }
 }
 
 #[actix_web::test]
 async fn metrics_count_requests_by_route_pattern() {
-    let stack = HttpStack::new(HttpConfig::default(), openapi()).unwrap();
+    let stack = stack(HttpConfig::default());
     let app = test::init_service(stack.app(routes)).await;
     for id in [1, 2] {
         let uri = format!("/items/{id}");
-        let res = test::call_service(&app, test::TestRequest::get().uri(&uri).to_request()).await;
+        let res = TestRequest::get().uri(&uri).send_request(&app).await;
         assert_eq!(res.status(), StatusCode::OK);
     }
-    test::call_service(
-        &app,
-        test::TestRequest::get().uri("/random/path").to_request(),
-    )
-    .await;
+    TestRequest::get()
+        .uri("/random/path")
+        .send_request(&app)
+        .await;
     assert_eq!(stack.metrics().request_count("GET", "/items/{id}", 200), 2);
 
-    let res = test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
+    let res = TestRequest::get().uri("/metrics").send_request(&app).await;
     assert_eq!(res.status(), StatusCode::OK);
     let text = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
     assert!(
@@ -245,18 +220,17 @@ async fn metrics_count_requests_by_route_pattern() {
 
 #[actix_web::test]
 async fn unknown_route_and_wrong_method_have_json_bodies() {
-    let app =
-        test::init_service(test_app(&HttpConfig::default(), openapi(), routes).unwrap()).await;
-    let res = test::call_service(&app, test::TestRequest::get().uri("/nope").to_request()).await;
+    let app = test::init_service(stack(HttpConfig::default()).app(routes)).await;
+    let res = TestRequest::get().uri("/nope").send_request(&app).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    assert!(res.headers().get("x-request-id").is_some());
+    assert!(header_value(&res, "x-request-id").is_some());
     let body: Value = test::read_body_json(res).await;
     assert_eq!(body, json!({ "detail": "Not Found" }));
 
     // A resource with routes: actix knows the method is wrong.
-    let res = test::call_service(&app, test::TestRequest::get().uri("/things").to_request()).await;
+    let res = TestRequest::get().uri("/things").send_request(&app).await;
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(res.headers().get(header::ALLOW).unwrap(), "POST");
+    assert_eq!(header_value(&res, header::ALLOW).unwrap(), "POST");
     let body: Value = test::read_body_json(res).await;
     assert_eq!(body, json!({ "detail": "Method Not Allowed" }));
 
@@ -283,8 +257,7 @@ async fn unknown_route_and_wrong_method_have_json_bodies() {
 
 #[actix_web::test]
 async fn bad_json_body_is_a_fastapi_422() {
-    let app =
-        test::init_service(test_app(&HttpConfig::default(), openapi(), routes).unwrap()).await;
+    let app = test::init_service(stack(HttpConfig::default()).app(routes)).await;
     let req = test::TestRequest::post()
         .uri("/things")
         .insert_header(header::ContentType::json())
@@ -292,7 +265,7 @@ async fn bad_json_body_is_a_fastapi_422() {
         .to_request();
     let res = test::call_service(&app, req).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(res.headers().get("x-request-id").is_some());
+    assert!(header_value(&res, "x-request-id").is_some());
     let body: Value = test::read_body_json(res).await;
     assert_eq!(
         body,
@@ -331,13 +304,11 @@ async fn bad_json_body_is_a_fastapi_422() {
 
 #[actix_web::test]
 async fn bad_path_parameter_is_a_422() {
-    let app =
-        test::init_service(test_app(&HttpConfig::default(), openapi(), routes).unwrap()).await;
-    let res = test::call_service(
-        &app,
-        test::TestRequest::get().uri("/items/abc").to_request(),
-    )
-    .await;
+    let app = test::init_service(stack(HttpConfig::default()).app(routes)).await;
+    let res = TestRequest::get()
+        .uri("/items/abc")
+        .send_request(&app)
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = test::read_body_json(res).await;
     assert_eq!(body["detail"][0]["loc"], json!(["path"]));
@@ -345,9 +316,8 @@ async fn bad_path_parameter_is_a_422() {
 
 #[actix_web::test]
 async fn internal_error_hides_the_cause() {
-    let app =
-        test::init_service(test_app(&HttpConfig::default(), openapi(), routes).unwrap()).await;
-    let res = test::call_service(&app, test::TestRequest::get().uri("/boom").to_request()).await;
+    let app = test::init_service(stack(HttpConfig::default()).app(routes)).await;
+    let res = TestRequest::get().uri("/boom").send_request(&app).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body: Value = test::read_body_json(res).await;
     assert_eq!(body, json!({ "message": "Internal Server Error." }));
@@ -362,7 +332,7 @@ async fn cors_preflight_for_the_configured_origin_only() {
         cors_exposed_headers: Some(vec!["x-request-id".into()]),
         ..HttpConfig::default()
     };
-    let app = test::init_service(test_app(&config, openapi(), routes).unwrap()).await;
+    let app = test::init_service(stack(config).app(routes)).await;
     let preflight = |from: &str| {
         test::TestRequest::default()
             .method(actix_web::http::Method::OPTIONS)
@@ -374,25 +344,15 @@ async fn cors_preflight_for_the_configured_origin_only() {
     let res = test::call_service(&app, preflight(origin)).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
-        res.headers()
-            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
-            .unwrap(),
+        header_value(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(),
         origin
     );
-    let methods = res
-        .headers()
-        .get(header::ACCESS_CONTROL_ALLOW_METHODS)
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let methods = header_value(&res, header::ACCESS_CONTROL_ALLOW_METHODS).unwrap();
     assert!(methods.contains("POST"), "{methods}");
 
     let res = test::call_service(&app, preflight("https://evil.example")).await;
     assert!(
-        res.headers()
-            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
-            .is_none(),
+        header_value(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(),
         "foreign origin gets no CORS headers"
     );
 
@@ -403,36 +363,23 @@ async fn cors_preflight_for_the_configured_origin_only() {
     let res = test::call_service(&app, req).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
-        res.headers()
-            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
-            .unwrap(),
+        header_value(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(),
         origin
     );
-    let exposed = res
-        .headers()
-        .get(header::ACCESS_CONTROL_EXPOSE_HEADERS)
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let exposed = header_value(&res, header::ACCESS_CONTROL_EXPOSE_HEADERS).unwrap();
     assert!(exposed.contains("x-request-id"), "{exposed}");
 }
 
 #[actix_web::test]
 async fn no_cors_headers_without_configured_origins() {
-    let app =
-        test::init_service(test_app(&HttpConfig::default(), openapi(), routes).unwrap()).await;
+    let app = test::init_service(stack(HttpConfig::default()).app(routes)).await;
     let req = test::TestRequest::get()
         .uri("/health")
         .insert_header((header::ORIGIN, "https://portal.example.org"))
         .to_request();
     let res = test::call_service(&app, req).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(
-        res.headers()
-            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
-            .is_none()
-    );
+    assert!(header_value(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
 }
 
 #[actix_web::test]
@@ -456,23 +403,19 @@ async fn everything_lives_under_the_api_root_path() {
         api_root_path: "/api/wps/".into(),
         ..HttpConfig::default()
     };
-    let stack = HttpStack::new(config, openapi()).unwrap();
+    let stack = stack(config);
     let app = test::init_service(stack.app(routes)).await;
-    let res = test::call_service(
-        &app,
-        test::TestRequest::get().uri("/api/wps/health").to_request(),
-    )
-    .await;
+    let res = TestRequest::get()
+        .uri("/api/wps/health")
+        .send_request(&app)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
+    let res = TestRequest::get().uri("/health").send_request(&app).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let res = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri("/api/wps/items/5")
-            .to_request(),
-    )
-    .await;
+    let res = TestRequest::get()
+        .uri("/api/wps/items/5")
+        .send_request(&app)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         stack
@@ -480,22 +423,18 @@ async fn everything_lives_under_the_api_root_path() {
             .request_count("GET", "/api/wps/items/{id}", 200),
         1
     );
-    let res = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri("/api/wps/openapi.json")
-            .to_request(),
-    )
-    .await;
+    let res = TestRequest::get()
+        .uri("/api/wps/openapi.json")
+        .send_request(&app)
+        .await;
     let doc: Value = test::read_body_json(res).await;
     assert_eq!(doc["servers"], json!([{ "url": "/api/wps" }]));
-    let res = test::call_service(
-        &app,
-        test::TestRequest::get().uri("/api/wps/docs").to_request(),
-    )
-    .await;
+    let res = TestRequest::get()
+        .uri("/api/wps/docs")
+        .send_request(&app)
+        .await;
     assert_eq!(
-        res.headers().get(header::LOCATION).unwrap(),
+        header_value(&res, header::LOCATION).unwrap(),
         "/api/wps/docs/"
     );
 }

@@ -1,6 +1,6 @@
 //! The provider against a real broker (`TESSERA_TEST_KAFKA_SERVERS`, e.g. tansu from
 //! `scripts/test-infra up kafka`): the kit's contract suite, the wire format, malformed
-//! records and consumer groups. Without the variable these tests print SKIPPED and pass,
+//! records and consumer groups. Without the variable these tests print `SKIPPED: …` and pass,
 //! unless `TESSERA_REQUIRE_INFRA=1`. Config errors and an unreachable broker need no server.
 
 // Test code: panicking on a broken expectation is the point.
@@ -20,22 +20,14 @@ use tessera_kafka::{CompressionType, Error, KafkaBus, KafkaConfig, KafkaSource};
 use tessera_kit::events::{
     ConsumerIdentity, Delivery, Event, EventPublisher, EventSource, EventType, Topic,
 };
+use tessera_test_support::infra;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The brokers to test against, or `None` (after saying so) when there are none.
 fn servers() -> Option<Vec<String>> {
-    match std::env::var("TESSERA_TEST_KAFKA_SERVERS") {
-        Ok(s) if !s.trim().is_empty() => Some(s.split(',').map(|s| s.trim().to_owned()).collect()),
-        _ => {
-            assert!(
-                std::env::var("TESSERA_REQUIRE_INFRA").as_deref() != Ok("1"),
-                "TESSERA_TEST_KAFKA_SERVERS is not set but TESSERA_REQUIRE_INFRA=1"
-            );
-            println!("SKIPPED (set TESSERA_TEST_KAFKA_SERVERS; scripts/test-infra up)");
-            None
-        }
-    }
+    let servers = infra::server(infra::KAFKA_SERVERS)?;
+    Some(servers.split(',').map(|s| s.trim().to_owned()).collect())
 }
 
 fn suffix() -> String {

@@ -148,6 +148,17 @@ impl CollectionSpec {
     }
 }
 
+/// What `find_one` returns given the matches a provider found (fetching two is enough):
+/// the only one, `None`, or `MultipleHits` for `collection`.
+pub fn at_most_one<T>(collection: &str, mut hits: Vec<T>) -> Result<Option<T>> {
+    if hits.len() > 1 {
+        return Err(Error::MultipleHits {
+            collection: collection.to_owned(),
+        });
+    }
+    Ok(hits.pop())
+}
+
 /// Whether `doc` matches every equality condition of `filter` (a missing field equals
 /// `null`). Providers that cannot express a filter natively use this as the final check.
 pub fn matches(doc: &Document, filter: &Filter) -> bool {
@@ -318,6 +329,16 @@ mod tests {
     struct Item {
         id: String,
         n: i64,
+    }
+
+    #[test]
+    fn at_most_one_refuses_several_hits() {
+        assert_eq!(at_most_one::<i32>("c", vec![]).unwrap(), None);
+        assert_eq!(at_most_one("c", vec![7]).unwrap(), Some(7));
+        match at_most_one("c", vec![1, 2]) {
+            Err(Error::MultipleHits { collection }) => assert_eq!(collection, "c"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

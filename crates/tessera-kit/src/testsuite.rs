@@ -208,8 +208,12 @@ pub async fn dao_suite(factory: &dyn DaoFactory) {
     // Documents without a unique field, or with null in it, do not clash.
     dao.insert(doc(json!({"id": "n1"}))).await.unwrap();
     dao.insert(doc(json!({"id": "n2"}))).await.unwrap();
-    dao.insert(doc(json!({"id": "n3", "email": null}))).await.unwrap();
-    dao.insert(doc(json!({"id": "n4", "email": null}))).await.unwrap();
+    dao.insert(doc(json!({"id": "n3", "email": null})))
+        .await
+        .unwrap();
+    dao.insert(doc(json!({"id": "n4", "email": null})))
+        .await
+        .unwrap();
     for id in ["n1", "n2", "n3", "n4"] {
         dao.delete(id).await.unwrap();
     }

@@ -336,13 +336,7 @@ impl DocumentDao for MongoDao {
     }
 
     async fn find_one(&self, filter: &Filter) -> Result<Option<Document>, DaoError> {
-        let mut found = self.find(filter, 2).await?;
-        if found.len() > 1 {
-            return Err(DaoError::MultipleHits {
-                collection: self.spec.name.clone(),
-            });
-        }
-        Ok(found.pop())
+        dao::at_most_one(&self.spec.name, self.find(filter, 2).await?)
     }
 
     async fn find_all(&self, filter: &Filter) -> Result<Vec<Document>, DaoError> {

@@ -1,7 +1,7 @@
 //! The DAO contract and the stored document shape against a real MongoDB-compatible server.
 //!
 //! Start one with `scripts/test-infra up mongo` and `eval "$(scripts/test-infra env)"`.
-//! Without `TESSERA_TEST_MONGO_URL` every test prints SKIPPED and passes, unless
+//! Without `TESSERA_TEST_MONGO_URL` every test prints `SKIPPED: …` and passes, unless
 //! `TESSERA_REQUIRE_INFRA=1`, which makes a missing server a failure. Each test works in a
 //! fresh database with a random name and drops it at the end.
 
@@ -16,24 +16,10 @@ use tessera_kit::dao::{
     CollectionSpec, DaoFactory, Document, DocumentDao, Error, FieldKind, Filter,
 };
 use tessera_mongodb::{MongoConfig, MongoDaoFactory};
+use tessera_test_support::infra;
 
 const U1: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 const U2: &str = "16fd2706-8baf-433b-82eb-8c7fada847da";
-
-fn server_url() -> Option<String> {
-    match std::env::var("TESSERA_TEST_MONGO_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("TESSERA_REQUIRE_INFRA").as_deref() != Ok("1"),
-                "TESSERA_REQUIRE_INFRA=1 but TESSERA_TEST_MONGO_URL is not set \
-                 (scripts/test-infra up; eval \"$(scripts/test-infra env)\")"
-            );
-            println!("SKIPPED (set TESSERA_TEST_MONGO_URL; scripts/test-infra up)");
-            None
-        }
-    }
-}
 
 /// A fresh database, through the provider and through the raw driver.
 struct TestDb {
@@ -43,7 +29,7 @@ struct TestDb {
 
 impl TestDb {
     async fn new() -> Option<Self> {
-        let url = server_url()?;
+        let url = infra::server(infra::MONGO_URL)?;
         let name = format!(
             "tessera_test_{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]

@@ -8,60 +8,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use serde_json::{Value, json};
+use tessera_test_support::interop::Oracle;
 use tessera_tokens::{Cipher, CipherError, Fernet};
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/interop/fernet_interop.py")
-}
-
-fn interpreter() -> String {
-    std::env::var("TESSERA_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-fn required() -> bool {
-    std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|value| value == "1")
-}
-
-/// Runs the oracle's `check`; `false` (after printing why) when the test should skip.
-fn oracle_available(test: &str) -> bool {
-    let python = interpreter();
-    let reason = match Command::new(&python).arg(script()).arg("check").output() {
-        Err(err) => format!("cannot run {python}: {err}"),
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => format!(
-            "{python} lacks the cryptography package (pip install -r scripts/interop/requirements.txt): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-    };
-    assert!(
-        !required(),
-        "TESSERA_REQUIRE_INTEROP=1 but the python oracle is unavailable: {reason}"
-    );
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
-    false
-}
-
-fn run(command: &str, request: Option<&Value>) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(interpreter());
-    cmd.arg(script()).arg(command);
-    if let Some(request) = request {
-        let path = dir.path().join("request.json");
-        std::fs::write(&path, serde_json::to_vec(request).unwrap()).unwrap();
-        cmd.arg(path);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "oracle {command} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+fn oracle() -> Oracle {
+    Oracle::new("fernet_interop.py")
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -87,14 +39,14 @@ fn messages() -> Vec<String> {
 
 #[test]
 fn python_tokens_decrypt_here() {
-    if !oracle_available("python_tokens_decrypt_here") {
+    if !oracle().available("python_tokens_decrypt_here") {
         return;
     }
-    let key = run("generate", None)["key"].as_str().unwrap().to_owned();
-    let out = run(
-        "encrypt",
-        Some(&json!({"key": key, "messages": messages()})),
-    );
+    let key = oracle().run(&["generate"])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = oracle().run_with_request("encrypt", &json!({"key": key, "messages": messages()}));
     let fernet = Fernet::new(&key).unwrap();
     let decrypted: Vec<String> = strings(&out["tokens"])
         .iter()
@@ -111,7 +63,7 @@ fn python_tokens_decrypt_here() {
 
 #[test]
 fn our_tokens_decrypt_in_python() {
-    if !oracle_available("our_tokens_decrypt_in_python") {
+    if !oracle().available("our_tokens_decrypt_in_python") {
         return;
     }
     let key = Fernet::generate_key();
@@ -120,6 +72,6 @@ fn our_tokens_decrypt_in_python() {
         .iter()
         .map(|m| fernet.encrypt(m).unwrap())
         .collect();
-    let out = run("decrypt", Some(&json!({"key": key, "tokens": tokens})));
+    let out = oracle().run_with_request("decrypt", &json!({"key": key, "tokens": tokens}));
     assert_eq!(strings(&out["messages"]), messages());
 }

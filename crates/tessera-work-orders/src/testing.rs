@@ -80,13 +80,7 @@ impl DocumentDao for MemoryDocumentDao {
     }
 
     async fn find_one(&self, filter: &Filter) -> dao::Result<Option<Document>> {
-        let mut hits = self.find_all(filter).await?;
-        if hits.len() > 1 {
-            return Err(dao::Error::MultipleHits {
-                collection: self.spec.name.clone(),
-            });
-        }
-        Ok(hits.pop())
+        dao::at_most_one(&self.spec.name, self.find_all(filter).await?)
     }
 
     async fn find_all(&self, filter: &Filter) -> dao::Result<Vec<Document>> {

@@ -160,23 +160,8 @@ pub async fn run(config: &TesseraConfig, args: DevArgs) -> Result<()> {
         "Mint a user token: tessera token mint --id <uuid> --name 'Jane Doe' --email jane@example.org"
     );
     println!("Ctrl-C stops everything.");
-    wait_for_signal().await;
+    tessera_http::shutdown_signal().await;
     crate::services::stop_all(services).await
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use tessera_embedded::EmbeddedStore;
-use tessera_http::RunningServer;
+use tessera_http::{RunningServer, shutdown_signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -69,30 +69,6 @@ pub async fn start_dev(config: WtsConfig, store: EmbeddedStore) -> Result<Runnin
     start(core).await
 }
 
-/// Resolves on SIGINT or SIGTERM; never when no handler can be installed.
-pub async fn stop_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-}
-
 impl RunningWts {
     /// `http://host:port` of the REST API.
     pub fn url(&self) -> Option<String> {
@@ -109,7 +85,7 @@ impl RunningWts {
         let server = self.server.take();
         let handle = server.as_ref().map(RunningServer::handle);
         let result = tokio::select! {
-            () = stop_signal() => Ok(()),
+            () = shutdown_signal() => Ok(()),
             r = async move {
                 match server {
                     Some(server) => server.wait().await.map_err(Error::from),

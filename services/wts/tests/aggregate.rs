@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use common::{json, now, spawn};
+use common::{call, now, spawn};
 use serde_json::json;
 use tessera_tokens::ports::MockTokenExchange;
 use tessera_tokens::{ExchangeError, RefreshGrant};
@@ -67,7 +67,7 @@ async fn aggregate_fans_out_to_every_commons() {
     )
     .await;
 
-    let (status, body) = json(app.get("/aggregate/user/nope").send().await.unwrap()).await;
+    let (status, body) = call(app.get("/aggregate/user/nope")).await;
     assert_eq!(
         (status, body),
         (
@@ -75,14 +75,7 @@ async fn aggregate_fans_out_to_every_commons() {
             json!({"message": "supplied endpoint is not configured in the Workspace Token Service aggregate endpoint allowlist"})
         )
     );
-    let (status, body) = json(
-        app.get("/aggregate/user/user")
-            .bearer_auth("forged")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(app.get("/aggregate/user/user").bearer_auth("forged")).await;
     assert_eq!(
         (status, body),
         (
@@ -92,13 +85,7 @@ async fn aggregate_fans_out_to_every_commons() {
     );
 
     // Anonymous: every commons, no Authorization, the query without filters.
-    let (status, body) = json(
-        app.get("/aggregate/user/user?x=1&x=2")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(app.get("/aggregate/user/user?x=1&x=2")).await;
     assert_eq!(status, 200);
     assert_eq!(body[&host_a]["path"], "/user/user");
     assert_eq!(body[&host_a]["query"], "x=1&x=2");
@@ -108,12 +95,9 @@ async fn aggregate_fans_out_to_every_commons() {
     // With a token: commons A gets alice's access token; B's refresh fails, so anonymous.
     app.store("alice", "default", "rt-a", now() + 3600).await;
     app.store("alice", "ext-b", "rt-b", now() + 3600).await;
-    let (_, body) = json(
+    let (_, body) = call(
         app.get("/aggregate/user/user?filters=authorization&filters=missing&y=3")
-            .bearer_auth("alice-token")
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth("alice-token"),
     )
     .await;
     assert_eq!(
@@ -125,7 +109,7 @@ async fn aggregate_fans_out_to_every_commons() {
     );
 
     // A failing call is null.
-    let (status, body) = json(app.get("/aggregate/user/broken").send().await.unwrap()).await;
+    let (status, body) = call(app.get("/aggregate/user/broken")).await;
     assert_eq!(
         (status, body),
         (200, json!({host_a.clone(): null, host_b.clone(): null}))

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{App, header, json, now, spawn};
+use common::{App, call, header, json, now, spawn};
 use serde_json::{Value, json};
 use tessera_tokens::ports::MockTokenExchange;
 use tessera_tokens::{
@@ -56,13 +56,22 @@ async fn app() -> App {
     .await
 }
 
+/// The app with one external IdP, `ext`, served by `exchange`.
+async fn with_ext(exchange: MockTokenExchange) -> App {
+    spawn(
+        |c| c.external_oidc = external(&["ext"]),
+        vec![("ext", Arc::new(exchange))],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn status_version_and_trailing_slash_redirects() {
     let app = app().await;
     let r = app.get("/_status").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "Healthy");
-    let (status, body) = json(app.get("/_version").send().await.unwrap()).await;
+    let (status, body) = call(app.get("/_version")).await;
     assert_eq!(status, 200);
     assert_eq!(body["version"], wts::VERSION);
     assert!(body["commit"].is_string());
@@ -86,7 +95,7 @@ async fn status_version_and_trailing_slash_redirects() {
 #[tokio::test]
 async fn token_errors_in_the_original_order() {
     let app = app().await;
-    let carol = |path: &str| app.get(path).header("x-forwarded-for", "10.0.0.1");
+    let carol = |path: &str| app.get_from_workspace(path);
     let cases = [
         (
             app.get("/token/?expires=x&idp=nope"),
@@ -132,11 +141,11 @@ async fn token_errors_in_the_original_order() {
         ),
     ];
     for (request, want_status, want_body) in cases {
-        let (status, body) = json(request.send().await.unwrap()).await;
+        let (status, body) = call(request).await;
         assert_eq!((status, &body), (want_status, &want_body));
     }
     app.store("carol", "default", "rt-old", now() - 10).await;
-    let (status, body) = json(carol("/token/").send().await.unwrap()).await;
+    let (status, body) = call(carol("/token/")).await;
     assert_eq!(
         (status, body),
         (
@@ -155,23 +164,9 @@ async fn token_refreshes_the_newest_row() {
     app.store("carol", "default", "rt-carol-2", now() + 2 * DAY)
         .await;
     app.store("alice", "ext", "rt-alice", now() + DAY).await;
-    let (status, body) = json(
-        app.get("/token/?expires=3600")
-            .header("x-forwarded-for", "10.0.0.1")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(app.get_from_workspace("/token/?expires=3600")).await;
     assert_eq!((status, body), (200, json!({"token": "at-for-rt-carol-2"})));
-    let (status, body) = json(
-        app.get("/token/?idp=ext")
-            .bearer_auth("alice-token")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(app.get("/token/?idp=ext").bearer_auth("alice-token")).await;
     assert_eq!((status, body), (200, json!({"token": "at-for-rt-alice"})));
     app.stop().await;
 }
@@ -190,8 +185,8 @@ async fn token_reports_idp_failures_as_the_original() {
     });
     let app = spawn(|_| {}, vec![("default", Arc::new(x))]).await;
     app.store("carol", "default", "rt", now() + DAY).await;
-    let carol = || app.get("/token/").header("x-forwarded-for", "10.0.0.1");
-    let (status, body) = json(carol().send().await.unwrap()).await;
+    let carol = || app.get_from_workspace("/token/");
+    let (status, body) = call(carol()).await;
     assert_eq!(
         (status, body),
         (
@@ -199,7 +194,7 @@ async fn token_reports_idp_failures_as_the_original() {
             json!({"message": "Internal server error: Fail to reach fence"})
         )
     );
-    let (status, body) = json(carol().send().await.unwrap()).await;
+    let (status, body) = call(carol()).await;
     assert_eq!(
         (status, body),
         (
@@ -215,11 +210,7 @@ async fn authorization_url_checks_and_sets_the_session_cookie() {
     let mut x = MockTokenExchange::new();
     x.expect_authorization_url()
         .returning(|req| Ok(format!("https://idp.example/auth?state={}", req.state)));
-    let app = spawn(
-        |c| c.external_oidc = external(&["ext"]),
-        vec![("ext", Arc::new(x))],
-    )
-    .await;
+    let app = with_ext(x).await;
     for (query, want) in [
         (
             "?idp=ext&redirect=https://evil.org",
@@ -234,13 +225,7 @@ async fn authorization_url_checks_and_sets_the_session_cookie() {
             json!({"message": "Requested IdP \"nope\" is not configured"}),
         ),
     ] {
-        let (status, body) = json(
-            app.get(&format!("/oauth2/authorization_url{query}"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, body) = call(app.get(&format!("/oauth2/authorization_url{query}"))).await;
         assert_eq!((status, body), (400, want), "{query}");
     }
     let r = app
@@ -298,11 +283,7 @@ async fn authorize_refuses_foreign_states_and_unknown_callers() {
     x.expect_exchange_code()
         .times(1)
         .returning(|_| Err(ExchangeError::InvalidResponse("missing id_token".into())));
-    let app = spawn(
-        |c| c.external_oidc = external(&["ext"]),
-        vec![("ext", Arc::new(x))],
-    )
-    .await;
+    let app = with_ext(x).await;
     let (cookie, state) = start_login(&app, "").await;
     let state_mismatch =
         json!({"message": format!("{FORBIDDEN}state did not match across auth requests")});
@@ -327,9 +308,8 @@ async fn authorize_refuses_foreign_states_and_unknown_callers() {
         assert_eq!(json(r).await, (403, state_mismatch.clone()));
     }
     let r = app
-        .get(&format!("/oauth2/authorize?code=c&state={state}"))
+        .get_from_workspace(&format!("/oauth2/authorize?code=c&state={state}"))
         .header("cookie", &cookie)
-        .header("x-forwarded-for", "10.0.0.1")
         .send()
         .await
         .unwrap();
@@ -341,13 +321,10 @@ async fn authorize_refuses_foreign_states_and_unknown_callers() {
             json!({"message": "Authentication Error: no authorization token"})
         )
     );
-    let (status, body) = json(
+    let (status, body) = call(
         app.get(&format!("/oauth2/authorize?code=c&state={state}"))
             .header("cookie", &cookie)
-            .bearer_auth("alice-token")
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth("alice-token"),
     )
     .await;
     assert_eq!(
@@ -358,13 +335,10 @@ async fn authorize_refuses_foreign_states_and_unknown_callers() {
         )
     );
     let denied = format!("/oauth2/authorize?error=access_denied&state={state}");
-    let (status, body) = json(
+    let (status, body) = call(
         app.get(&denied)
             .header("cookie", &cookie)
-            .bearer_auth("alice-token")
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth("alice-token"),
     )
     .await;
     assert_eq!(
@@ -391,11 +365,7 @@ async fn authorize_links_the_account_and_redirects() {
                 },
             })
         });
-    let app = spawn(
-        |c| c.external_oidc = external(&["ext"]),
-        vec![("ext", Arc::new(x))],
-    )
-    .await;
+    let app = with_ext(x).await;
     let (cookie, state) = start_login(&app, "&redirect=/back/here").await;
     let r = app
         .get(&format!("/oauth2/authorize?code=good-code&state={state}"))
@@ -424,13 +394,10 @@ async fn authorize_links_the_account_and_redirects() {
     );
     // Without a redirect: the original's success body. bob now takes the account over.
     let (cookie, state) = start_login(&app, "").await;
-    let (status, body) = json(
+    let (status, body) = call(
         app.get(&format!("/oauth2/authorize?code=good-code&state={state}"))
             .header("cookie", &cookie)
-            .bearer_auth("bob-token")
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth("bob-token"),
     )
     .await;
     assert_eq!(
@@ -449,18 +416,11 @@ async fn connected_answers_for_every_idp() {
     app.store("alice", "ext", "rt", now() + DAY).await;
     let unauthenticated = json!({"message": "Authentication Error: user is not logged in"});
     assert_eq!(
-        json(app.get("/oauth2/connected").send().await.unwrap()).await,
+        call(app.get("/oauth2/connected")).await,
         (401, unauthenticated.clone())
     );
     assert_eq!(
-        json(
-            app.get("/oauth2/connected")
-                .bearer_auth("forged")
-                .send()
-                .await
-                .unwrap()
-        )
-        .await,
+        call(app.get("/oauth2/connected").bearer_auth("forged")).await,
         (401, unauthenticated)
     );
     let r = app
@@ -472,26 +432,16 @@ async fn connected_answers_for_every_idp() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "");
     assert_eq!(
-        json(
-            app.get("/oauth2/connected")
-                .bearer_auth("alice-token")
-                .send()
-                .await
-                .unwrap()
-        )
-        .await,
+        call(app.get("/oauth2/connected").bearer_auth("alice-token")).await,
         (
             403,
             json!({"message": format!("{FORBIDDEN}user is not connected with token service or expired")})
         )
     );
     assert_eq!(
-        json(
+        call(
             app.get("/oauth2/connected?idp=nope")
                 .bearer_auth("alice-token")
-                .send()
-                .await
-                .unwrap()
         )
         .await,
         (
@@ -525,7 +475,7 @@ async fn logout_revokes_and_deletes() {
     app.store("alice", "flaky", "rt-flaky", now() + DAY).await;
     app.store("bob", "ext", "rt-bob", now() + DAY).await;
     assert_eq!(
-        json(app.get("/oauth2/logout").send().await.unwrap()).await,
+        call(app.get("/oauth2/logout")).await,
         (
             401,
             json!({"message": "Authentication Error: user is not logged in"})
@@ -539,14 +489,7 @@ async fn logout_revokes_and_deletes() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(app.rows().await.len(), 2);
-    let (status, body) = json(
-        app.get("/oauth2/logout")
-            .bearer_auth("alice-token")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(app.get("/oauth2/logout").bearer_auth("alice-token")).await;
     assert_eq!(status, 400);
     assert!(
         body["message"]
@@ -580,7 +523,7 @@ async fn external_oidc_lists_idps_with_the_time_left() {
             "refresh_token_expiration": expiration,
         })
     };
-    let (status, body) = json(app.get("/external_oidc/").send().await.unwrap()).await;
+    let (status, body) = call(app.get("/external_oidc/")).await;
     assert_eq!(
         (status, body),
         (
@@ -588,24 +531,14 @@ async fn external_oidc_lists_idps_with_the_time_left() {
             json!({"providers": [entry("a-idp", Value::Null), entry("b-idp", Value::Null)]})
         )
     );
-    let (_, body) = json(
-        app.get("/external_oidc/")
-            .bearer_auth("alice-token")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, body) = call(app.get("/external_oidc/").bearer_auth("alice-token")).await;
     assert_eq!(
         body,
         json!({"providers": [entry("a-idp", json!("29 days")), entry("b-idp", Value::Null)]})
     );
-    let (_, body) = json(
+    let (_, body) = call(
         app.get("/external_oidc/?unexpired=true")
-            .bearer_auth("alice-token")
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth("alice-token"),
     )
     .await;
     assert_eq!(
@@ -613,12 +546,9 @@ async fn external_oidc_lists_idps_with_the_time_left() {
         json!({"providers": [entry("a-idp", json!("29 days"))]})
     );
     // An invalid token is anonymous here.
-    let (status, body) = json(
+    let (status, body) = call(
         app.get("/external_oidc/?unexpired=TRUE")
-            .bearer_auth("forged")
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth("forged"),
     )
     .await;
     assert_eq!((status, body), (200, json!({"providers": []})));
@@ -628,7 +558,7 @@ async fn external_oidc_lists_idps_with_the_time_left() {
 #[tokio::test]
 async fn the_openapi_document_lists_the_routes() {
     let app = app().await;
-    let (status, doc) = json(app.get("/openapi.json").send().await.unwrap()).await;
+    let (status, doc) = call(app.get("/openapi.json")).await;
     assert_eq!(status, 200);
     for path in [
         "/token/",

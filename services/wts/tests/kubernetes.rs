@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{json, now, spawn};
+use common::{call, now, spawn};
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
@@ -231,23 +231,9 @@ async fn token_for_the_default_idp_uses_the_pod_identity() {
     .await;
     app.store("alice", "default", "rt-alice", now() + 3600)
         .await;
-    let (status, body) = json(
-        app.get("/token/")
-            .header("x-forwarded-for", "10.1.2.3")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(app.get("/token/").header("x-forwarded-for", "10.1.2.3")).await;
     assert_eq!((status, body), (200, json!({"token": "at-rt-alice"})));
-    let (status, _) = json(
-        app.get("/token/")
-            .header("x-forwarded-for", "10.9.9.9")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = call(app.get("/token/").header("x-forwarded-for", "10.9.9.9")).await;
     assert_eq!(status, 403);
     app.stop().await;
 }

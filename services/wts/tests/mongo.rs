@@ -6,28 +6,19 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::sync::Arc;
 
-use common::{FakeValidator, json, now};
+use common::{CAROL_IP, FakeValidator, call, now};
 use serde_json::json;
 use tessera_kit::dao::Filter;
+use tessera_test_support::infra;
 use tessera_tokens::ports::MockTokenExchange;
 use tessera_tokens::{Cipher, Fernet, IssuedRefreshToken, RefreshGrant, RefreshTokenRecord};
 use wts::{Overrides, prepare, start};
 
 #[tokio::test]
 async fn refresh_tokens_live_in_mongodb() {
-    let Ok(url) = std::env::var("TESSERA_TEST_MONGO_URL") else {
-        let required = std::env::var("TESSERA_REQUIRE_INFRA").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "TESSERA_REQUIRE_INFRA=1 but TESSERA_TEST_MONGO_URL is not set"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: refresh_tokens_live_in_mongodb: TESSERA_TEST_MONGO_URL is not set"
-        );
+    let Some(url) = infra::server(infra::MONGO_URL) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -96,13 +87,10 @@ async fn refresh_tokens_live_in_mongodb() {
     let url = app.url().unwrap();
     let r = client.get(format!("{url}/_status")).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "Healthy");
-    let (status, body) = json(
+    let (status, body) = call(
         client
             .get(format!("{url}/token/"))
-            .header("x-forwarded-for", "10.0.0.1")
-            .send()
-            .await
-            .unwrap(),
+            .header("x-forwarded-for", CAROL_IP),
     )
     .await;
     assert_eq!((status, body), (200, json!({"token": "at-rt-carol"})));

@@ -10,7 +10,7 @@
 //! the resource `urn:gen3`, as `scripts/infra/oidc/op.mjs` configures).
 //!
 //! Without `TESSERA_TEST_OIDC_ISSUER` the tests print `SKIPPED: …` and pass, unless
-//! `TESSERA_REQUIRE_INFRA=1`. The second test also skips (always, with the reason) when the
+//! `TESSERA_REQUIRE_INFRA=1`. The second test also skips (or fails, under that flag) when the
 //! provider issues no JWT access tokens.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -18,20 +18,20 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{header, json, now};
+use common::{call, header, now};
 use josekit::jwk::KeyPair as _;
 use josekit::jwk::alg::rsa::RsaKeyPair;
 use josekit::jws::{self, JwsSigner as _};
 use serde_json::{Value, json};
 use tessera_embedded::EmbeddedStore;
 use tessera_oidc::{AccessTokenRules, JwtAccessTokenValidator, KeyStore, http_client};
+use tessera_test_support::infra;
 use tessera_tokens::{AccessTokenValidator, Cipher, Fernet, SystemClock};
 use wts::config::IdentitySource;
 use wts::{Overrides, WtsConfig, prepare, start};
@@ -41,38 +41,19 @@ const CLIENT_SECRET: &str = "test-secret";
 /// Registered by the shared op.mjs by default (any port: a native client).
 const REDIRECT_URI: &str = "http://127.0.0.1:9999/callback";
 
-fn required() -> bool {
-    std::env::var("TESSERA_REQUIRE_INFRA").is_ok_and(|v| v == "1")
-}
-
-fn skip(test: &str, reason: &str) {
-    assert!(
-        !required(),
-        "TESSERA_REQUIRE_INFRA=1 but {test} cannot run: {reason}"
-    );
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
-}
-
-
 /// The provider's issuer, when one is configured and answers.
 async fn issuer(test: &str) -> Option<String> {
-    let Ok(issuer) = std::env::var("TESSERA_TEST_OIDC_ISSUER") else {
-        skip(
-            test,
-            "TESSERA_TEST_OIDC_ISSUER is not set (scripts/test-infra up oidc)",
-        );
-        return None;
-    };
+    let issuer = infra::server(infra::OIDC_ISSUER)?;
     let issuer = issuer.trim_end_matches('/').to_owned();
     let url = format!("{issuer}/.well-known/openid-configuration");
     match reqwest::get(&url).await {
         Ok(r) if r.status().is_success() => Some(issuer),
         Ok(r) => {
-            skip(test, &format!("{url} answered {}", r.status()));
+            infra::skip(test, &format!("{url} answered {}", r.status()));
             None
         }
         Err(e) => {
-            skip(test, &format!("{url}: {e}"));
+            infra::skip(test, &format!("{url}: {e}"));
             None
         }
     }
@@ -400,12 +381,9 @@ async fn the_whole_linking_flow_against_the_real_provider() {
 
     // 5. Access tokens on demand, accepted by the provider (repeatedly: rotation is handled).
     for _ in 0..3 {
-        let (status, body) = json(
+        let (status, body) = call(
             wts.get(format!("{wts_url}/token/?idp=test-op"))
-                .bearer_auth(&alice)
-                .send()
-                .await
-                .unwrap(),
+                .bearer_auth(&alice),
         )
         .await;
         assert_eq!(status, 200, "{body}");
@@ -434,12 +412,9 @@ async fn the_whole_linking_flow_against_the_real_provider() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let (_, listing) = json(
+    let (_, listing) = call(
         wts.get(format!("{wts_url}/external_oidc/"))
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth(&alice),
     )
     .await;
     assert_eq!(
@@ -523,7 +498,7 @@ async fn the_providers_jwt_access_tokens_pass_the_validator() {
     };
     let token = match gen3_access_token(&issuer).await {
         Ok(token) => token,
-        Err(reason) => return skip(test, &reason),
+        Err(reason) => return infra::skip(test, &reason),
     };
     let keys = Arc::new(KeyStore::new(
         http_client(Duration::from_secs(5)).unwrap(),
@@ -593,23 +568,17 @@ async fn the_providers_jwt_access_tokens_pass_the_validator() {
         .unwrap();
     let url = app.url().unwrap();
     let client = reqwest::Client::new();
-    let (status, body) = json(
+    let (status, body) = call(
         client
             .get(format!("{url}/oauth2/connected"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth(&token),
     )
     .await;
     assert_eq!(status, 403, "valid token, nothing linked: {body}");
-    let (status, body) = json(
+    let (status, body) = call(
         client
             .get(format!("{url}/oauth2/connected"))
-            .bearer_auth(format!("{token}x"))
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth(format!("{token}x")),
     )
     .await;
     assert_eq!(

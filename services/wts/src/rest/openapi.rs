@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use tessera_http::BearerScheme;
+use utoipa::{OpenApi, ToSchema};
 
 /// An error: `{"message": …}` (400 for a bad `expires` is `{"error": …}`).
 #[derive(Debug, ToSchema)]
@@ -67,18 +67,8 @@ pub struct Providers {
     providers: Vec<Provider>,
 }
 
-#[derive(Debug)]
-struct BearerScheme;
-
-impl Modify for BearerScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
+/// The scheme the routes' `security(("bearer" = []))` refers to.
+const BEARER: BearerScheme = BearerScheme("bearer");
 
 /// The API description.
 #[derive(Debug, OpenApi)]
@@ -97,7 +87,7 @@ impl Modify for BearerScheme {
         super::logout,
         super::external_oidc,
     ),
-    modifiers(&BearerScheme),
+    modifiers(&BEARER),
 )]
 pub struct ApiDoc;
 

@@ -38,6 +38,9 @@ impl AccessTokenValidator for FakeValidator {
     }
 }
 
+/// The workspace address [`config`] maps to carol.
+pub const CAROL_IP: &str = "10.0.0.1";
+
 pub fn config(dir: &std::path::Path) -> WtsConfig {
     let mut config = WtsConfig {
         wts_base_url: "https://wts.commons.org/wts/".into(),
@@ -53,7 +56,7 @@ pub fn config(dir: &std::path::Path) -> WtsConfig {
     // Workspaces come through one proxy hop; the tests set X-Forwarded-For.
     config
         .static_identities
-        .insert("10.0.0.1".into(), "carol".into());
+        .insert(CAROL_IP.into(), "carol".into());
     config.http.port = 0;
     config.embedded.embedded_db_path = dir.join("wts.sqlite");
     config
@@ -104,6 +107,11 @@ impl App {
         self.client.get(format!("{}{path}", self.url))
     }
 
+    /// `GET path` from carol's workspace (through the proxy, as [`CAROL_IP`]).
+    pub fn get_from_workspace(&self, path: &str) -> reqwest::RequestBuilder {
+        self.get(path).header("x-forwarded-for", CAROL_IP)
+    }
+
     /// Stores a refresh token for (username, idp).
     pub async fn store(&self, username: &str, idp: &str, token: &str, expires: i64) {
         self.running
@@ -145,6 +153,11 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// Sends `request`: its status and JSON body (see [`json`]).
+pub async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
+    json(request.send().await.unwrap()).await
 }
 
 /// Status and JSON body (Null when the body is empty or not JSON).

@@ -1,0 +1,44 @@
+//! The real servers of `scripts/test-infra`, found through environment variables
+//! (`eval "$(scripts/test-infra env)"` sets them).
+
+/// Makes a missing server a failure instead of a skip.
+pub const REQUIRE: &str = "TESSERA_REQUIRE_INFRA";
+/// A MongoDB-compatible server: `mongodb://host:port/`.
+pub const MONGO_URL: &str = "TESSERA_TEST_MONGO_URL";
+/// Kafka-compatible brokers: `host:port[,host:port…]`.
+pub const KAFKA_SERVERS: &str = "TESSERA_TEST_KAFKA_SERVERS";
+/// An S3-compatible server: `http://host:port`.
+pub const S3_URL: &str = "TESSERA_TEST_S3_URL";
+/// An OpenID provider's issuer: `http://host:port`.
+pub const OIDC_ISSUER: &str = "TESSERA_TEST_OIDC_ISSUER";
+
+/// Whether `TESSERA_REQUIRE_INFRA=1`.
+pub fn required() -> bool {
+    crate::flag(REQUIRE)
+}
+
+/// The value of `var` (trimmed) when it is set and not blank. Otherwise the test should
+/// return: this prints `SKIPPED: <test>: <var> is not set (scripts/test-infra up)`, or fails
+/// the test under `TESSERA_REQUIRE_INFRA=1`.
+pub fn server(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => Some(value.trim().to_owned()),
+        _ => {
+            crate::skip_or_fail(
+                REQUIRE,
+                &crate::current_test(),
+                &format!(
+                    "{var} is not set (scripts/test-infra up; eval \"$(scripts/test-infra env)\")"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// For a server that is configured but unusable (it does not answer, lacks a feature):
+/// prints `SKIPPED: <test>: <reason>`, or fails the test under `TESSERA_REQUIRE_INFRA=1`.
+/// The caller returns afterwards.
+pub fn skip(test: &str, reason: &str) {
+    crate::skip_or_fail(REQUIRE, test, reason);
+}

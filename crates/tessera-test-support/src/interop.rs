@@ -1,0 +1,182 @@
+//! The Python oracles under `scripts/interop/`: independent implementations (PyNaCl, the
+//! `crypt4gh` package, `cryptography`, jwcrypto) that check what the Rust code writes.
+//!
+//! Every script answers `check` (import its packages, exit non-zero when one is missing) and
+//! prints one JSON value for its other commands; a request too large for the command line
+//! goes in a JSON file whose path is the last argument.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
+
+/// The interpreter to run the oracles with (default `python3`).
+pub const PYTHON: &str = "TESSERA_PYTHON";
+/// Makes a missing oracle a failure instead of a skip.
+pub const REQUIRE: &str = "TESSERA_REQUIRE_INTEROP";
+
+/// `$TESSERA_PYTHON`, else `python3`.
+pub fn python() -> String {
+    std::env::var(PYTHON).unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// Whether `TESSERA_REQUIRE_INTEROP=1`.
+pub fn required() -> bool {
+    crate::flag(REQUIRE)
+}
+
+/// One oracle script, run by [`python`].
+#[derive(Debug, Clone)]
+pub struct Oracle {
+    python: String,
+    script: PathBuf,
+}
+
+impl Oracle {
+    /// `scripts/interop/<file>` of this workspace.
+    pub fn new(file: &str) -> Self {
+        Self {
+            python: python(),
+            script: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../scripts/interop")
+                .join(file),
+        }
+    }
+
+    /// Whether the oracle's `check` passes. When it does not, the test should return: this
+    /// prints `SKIPPED: <test>: <why>`, or fails the test under `TESSERA_REQUIRE_INTEROP=1`.
+    pub fn available(&self, test: &str) -> bool {
+        let python = &self.python;
+        let reason = match Command::new(python).arg(&self.script).arg("check").output() {
+            Err(err) => format!("cannot run {python}: {err}"),
+            Ok(out) if out.status.success() => return true,
+            Ok(out) => format!(
+                "{python} lacks the interop packages (pip install -r scripts/interop/requirements.txt): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        };
+        crate::skip_or_fail(REQUIRE, test, &reason);
+        false
+    }
+
+    /// Runs the oracle with `args` and parses what it prints; fails the test when it cannot
+    /// run, exits non-zero or prints no JSON.
+    pub fn run(&self, args: &[&str]) -> Value {
+        let out = match Command::new(&self.python)
+            .arg(&self.script)
+            .args(args)
+            .output()
+        {
+            Ok(out) => out,
+            Err(err) => panic!("cannot run {}: {err}", self.python),
+        };
+        assert!(
+            out.status.success(),
+            "oracle {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+            panic!(
+                "oracle {args:?} printed no JSON ({err}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Runs `command <file>` where the file holds `request` as JSON.
+    pub fn run_with_request(&self, command: &str, request: &Value) -> Value {
+        let file = RequestFile::new(request);
+        self.run(&[command, &file.0.to_string_lossy()])
+    }
+}
+
+/// A request in the temp dir, removed when dropped (also when the oracle fails the test).
+struct RequestFile(PathBuf);
+
+impl RequestFile {
+    fn new(request: &Value) -> Self {
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "tessera-oracle-{}-{}.json",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        ));
+        if let Err(err) = std::fs::write(&path, request.to_string()) {
+            panic!("cannot write {}: {err}", path.display());
+        }
+        Self(path)
+    }
+}
+
+impl Drop for RequestFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// An "oracle" that is a shell script, so the plumbing is tested without Python.
+    fn shell(dir: &tempfile::TempDir, body: &str) -> Oracle {
+        let script = dir.path().join("oracle.sh");
+        std::fs::write(&script, body).unwrap();
+        Oracle {
+            python: "sh".to_owned(),
+            script,
+        }
+    }
+
+    #[test]
+    fn the_script_lives_under_scripts_interop() {
+        let oracle = Oracle::new("fernet_interop.py");
+        assert!(oracle.script.is_file(), "{}", oracle.script.display());
+    }
+
+    #[test]
+    fn a_request_goes_in_a_file_that_is_removed_afterwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let oracle = shell(
+            &dir,
+            r#"printf '{"path": "%s", "got": %s}' "$2" "$(cat "$2")""#,
+        );
+        let request = json!({"messages": ["a", "ü"], "n": 3});
+        let answer = oracle.run_with_request("echo", &request);
+        assert_eq!(answer["got"], request);
+        let path = answer["path"].as_str().unwrap();
+        assert!(path.ends_with(".json"), "{path}");
+        assert!(!std::path::Path::new(path).exists(), "{path} left behind");
+    }
+
+    #[test]
+    fn arguments_reach_the_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let oracle = shell(&dir, r#"printf '["%s", "%s"]' "$1" "$2""#);
+        assert_eq!(oracle.run(&["sign", "x y"]), json!(["sign", "x y"]));
+    }
+
+    #[test]
+    #[should_panic(expected = "oracle [\"boom\"] failed: bad input")]
+    fn a_failing_oracle_fails_the_test_with_its_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        shell(&dir, "echo bad input >&2; exit 3").run(&["boom"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "printed no JSON")]
+    fn output_that_is_not_json_fails_the_test() {
+        let dir = tempfile::tempdir().unwrap();
+        shell(&dir, "echo hello").run(&["x"]);
+    }
+
+    #[test]
+    fn a_passing_check_is_available() {
+        let dir = tempfile::tempdir().unwrap();
+        let oracle = shell(&dir, r#"[ "$1" = check ]"#);
+        assert!(oracle.available("a_passing_check_is_available"));
+    }
+}
