@@ -12,7 +12,8 @@ use tessera_work_orders::{Grant, GrantKind, SystemClock};
 use uuid::Uuid;
 
 use crate::config::{PREFIX, WpsConfig};
-use crate::prepare::{migrate, prepare_grants};
+use crate::migrate::migrate;
+use crate::prepare::{open_documents, prepare_grants};
 use crate::run::{Parts, run as run_parts};
 use crate::{Error, Result};
 
@@ -26,13 +27,15 @@ with their internal auth token, and get an access token sealed for their Crypt4G
 it they fetch work order tokens (signed ES256 JWTs, also sealed for them) for single files
 or upload operations, which the download and upload services verify.
 
-Access decisions come from the access API at `access_url`, or, when it is unset, from the
-embedded grant store managed with `wps grants`. Datasets, upload boxes and accession maps
-arrive as events on the embedded event bus (`tessera events publish` feeds it by hand).
+Documents live in MongoDB when `mongo_dsn` is set, else in the embedded store (a SQLite
+file). Datasets, upload boxes and accession maps arrive as events from Kafka when
+`kafka_servers` is set, else from the embedded event log (`tessera events publish` feeds it
+by hand). Access decisions come from the access API at `access_url`, or, when it is unset,
+from the grant store in the document store, managed with `wps grants`.
 
 Commands: `serve` (the default) runs the REST API, the event consumer and the purge task in
 one process; `run-rest` and `consume-events` run them as separate processes sharing the
-embedded store file; `migrate-db` creates the collections.
+document store; `migrate-db` creates the collections and records the database version.
 
 Exit status: 0 on success, 1 on a runtime failure, 2 on a configuration or usage error.";
 
@@ -54,7 +57,7 @@ pub enum Command {
     RunRest,
     /// Run only the event consumer (datasets, upload boxes, accession maps)
     ConsumeEvents,
-    /// Create the collections and indexes in the embedded store and list them
+    /// Create the collections and record the database version (2); prints JSON lines
     MigrateDb,
     /// Manage the embedded grant store: who may download which dataset or upload to which
     /// box, and until when (used when access_url is unset)
@@ -150,8 +153,8 @@ pub async fn grants(config: &WpsConfig, cmd: GrantsCommand, out: &mut impl Write
     if config.access_url.is_some() {
         tracing::warn!("access_url is set: the service asks the access API, not these grants");
     }
-    let store = tessera_embedded::EmbeddedStore::from_config(&config.embedded).await?;
-    let grants = prepare_grants(config, &store, Arc::new(SystemClock)).await?;
+    let documents = open_documents(config, None, None).await?;
+    let grants = prepare_grants(config, documents.factory.as_ref(), Arc::new(SystemClock)).await?;
     match cmd {
         GrantsCommand::Add(args) => {
             let now = Utc::now();
@@ -197,16 +200,26 @@ pub async fn run(config: WpsConfig, cli: Cli) -> Result<()> {
         Command::RunRest => run_parts(config, Parts::REST).await,
         Command::ConsumeEvents => run_parts(config, Parts::CONSUMER).await,
         Command::MigrateDb => {
-            let created = migrate(&config).await?;
+            let report = migrate(&config).await?;
             let mut out = std::io::stdout().lock();
-            for name in created {
+            for c in &report.collections {
                 print_line(
                     &mut out,
-                    &json!({"collection": name, "status": "ready",
-                            "db": config.embedded.embedded_db_path}),
+                    &json!({"collection": c.collection, "status": c.status, "db": report.db}),
                 )?;
             }
-            Ok(())
+            let status = if report.recorded.is_empty() {
+                "current"
+            } else {
+                "recorded"
+            };
+            print_line(
+                &mut out,
+                &json!({"collection": report.version_collection, "status": status,
+                        "db_version": report.version,
+                        "previous_version": report.previous_version,
+                        "recorded": report.recorded, "db": report.db}),
+            )
         }
         Command::Grants(cmd) => grants(&config, cmd, &mut std::io::stdout().lock()).await,
     }

@@ -9,8 +9,10 @@ use tessera_auth::{AuthProvider, ClaimRules, JwtSigner};
 use tessera_config::{Secret, is_default};
 use tessera_embedded::EmbeddedConfig;
 use tessera_http::{HttpConfig, LogConfig};
+use tessera_kafka::{CompressionType, KafkaConfig, SecurityProtocol};
 use tessera_kit::events::{EventType, Topic};
 use tessera_kit::subscriber::SubscriberConfig;
+use tessera_mongodb::MongoConfig;
 use tessera_work_orders::{Collections, RepositoryConfig};
 
 use crate::{Error, Result};
@@ -29,6 +31,10 @@ const MAX_URL_LEN: usize = 2083;
 /// The Work Package Service's settings. Keys follow the original (wps.md §6); the
 /// additions are `grants_collection`, `wot_lifetime_seconds`, `purge_retention_days`,
 /// `access_timeout_seconds` and `embedded_db_path`.
+///
+/// Where things live: an empty `mongo_dsn` keeps the documents (and the grants) in the
+/// embedded store, an empty `kafka_servers` takes events from the embedded event log; both
+/// set is the production path. See [`WpsConfig::validate`] for the combinations.
 ///
 /// `work_package_signing_key` and `auth_key` are required: they are left out of the
 /// serialised default, so loading names them when they are set nowhere.
@@ -50,11 +56,17 @@ pub struct WpsConfig {
     pub auth_check_claims: BTreeMap<String, Option<Value>>,
     /// Claim renames applied before the user context is built; null drops the claim.
     pub auth_map_claims: BTreeMap<String, Option<String>>,
-    /// The database name; on the embedded store, the prefix of every collection name.
-    pub db_name: String,
+    /// MongoDB (`mongo_dsn`, `db_name`, `mongo_timeout`). An empty `mongo_dsn` means the
+    /// embedded store, where `db_name` prefixes every collection name instead of naming the
+    /// database.
+    #[serde(flatten)]
+    pub mongo: MongoConfig,
     /// Collection names.
     #[serde(flatten)]
     pub collections: Collections,
+    /// The collection of database version records (hexkit's `MigrationManager` shape),
+    /// written by `migrate-db`.
+    pub db_version_collection: String,
     /// Days a work package stays valid at most.
     pub work_package_valid_days: u32,
     /// Seconds from `iat` to `exp` of a work order token (a constant 30 in the original).
@@ -85,6 +97,9 @@ pub struct WpsConfig {
     pub kafka_dlq_topic: String,
     /// Seconds before the first retry; doubled for each further one.
     pub kafka_retry_backoff: u64,
+    /// Kafka connection keys; an empty `kafka_servers` means the embedded event log.
+    #[serde(flatten)]
+    pub kafka: KafkaSettings,
     /// HTTP server settings.
     #[serde(flatten)]
     pub http: HttpConfig,
@@ -110,8 +125,12 @@ impl Default for WpsConfig {
             auth_algs: vec!["ES256".into()],
             auth_check_claims,
             auth_map_claims: BTreeMap::new(),
-            db_name: "work-packages".into(),
+            mongo: MongoConfig {
+                db_name: "work-packages".into(),
+                ..MongoConfig::default()
+            },
             collections: Collections::default(),
+            db_version_collection: "wpsDbVersions".into(),
             work_package_valid_days: 30,
             wot_lifetime_seconds: 30,
             purge_retention_days: None,
@@ -126,10 +145,109 @@ impl Default for WpsConfig {
             kafka_enable_dlq: false,
             kafka_dlq_topic: "dlq".into(),
             kafka_retry_backoff: 0,
+            kafka: KafkaSettings::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
             embedded: EmbeddedConfig::default(),
         }
+    }
+}
+
+/// The Kafka connection keys of hexkit's `KafkaConfig`, mirrored rather than flattening
+/// [`KafkaConfig`]: there `kafka_servers` is required, here it is optional, and empty means
+/// the embedded event log. [`KafkaSettings::kafka_config`] builds the provider's config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KafkaSettings {
+    /// Bootstrap brokers as `host:port` (in the environment a JSON list:
+    /// `WPS_KAFKA_SERVERS='["kafka:9092"]'`); empty for the embedded event log.
+    pub kafka_servers: Vec<String>,
+    /// `PLAINTEXT` or `SSL`.
+    pub kafka_security_protocol: SecurityProtocol,
+    /// CA bundle (PEM) of the brokers' certificates; empty for the system's.
+    pub kafka_ssl_cafile: String,
+    /// Client certificate (PEM) for mutual TLS; empty for none.
+    pub kafka_ssl_certfile: String,
+    /// The client certificate's private key (PEM); empty when the certfile holds it.
+    pub kafka_ssl_keyfile: String,
+    /// Password of an encrypted private key.
+    pub kafka_ssl_password: Secret,
+    /// The largest message produced or fetched.
+    pub kafka_max_message_size: u32,
+    /// Compression of produced batches (`gzip`, `snappy`, `lz4`); null for none.
+    pub kafka_compression_type: Option<CompressionType>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        let kafka = KafkaConfig::default();
+        Self {
+            kafka_servers: kafka.kafka_servers,
+            kafka_security_protocol: kafka.kafka_security_protocol,
+            kafka_ssl_cafile: kafka.kafka_ssl_cafile,
+            kafka_ssl_certfile: kafka.kafka_ssl_certfile,
+            kafka_ssl_keyfile: kafka.kafka_ssl_keyfile,
+            kafka_ssl_password: kafka.kafka_ssl_password,
+            kafka_max_message_size: kafka.kafka_max_message_size,
+            kafka_compression_type: kafka.kafka_compression_type,
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// The provider's config, or `None` for the embedded event log (no servers).
+    pub fn kafka_config(&self) -> Option<KafkaConfig> {
+        if self.kafka_servers.is_empty() {
+            return None;
+        }
+        Some(KafkaConfig {
+            kafka_servers: self.kafka_servers.clone(),
+            kafka_security_protocol: self.kafka_security_protocol,
+            kafka_ssl_cafile: self.kafka_ssl_cafile.clone(),
+            kafka_ssl_certfile: self.kafka_ssl_certfile.clone(),
+            kafka_ssl_keyfile: self.kafka_ssl_keyfile.clone(),
+            kafka_ssl_password: self.kafka_ssl_password.clone(),
+            kafka_max_message_size: self.kafka_max_message_size,
+            kafka_compression_type: self.kafka_compression_type,
+        })
+    }
+
+    /// The first key other than `kafka_servers` that differs from its default: set
+    /// without servers, it shows that Kafka was meant.
+    fn first_customised_key(&self) -> Option<&'static str> {
+        let d = Self::default();
+        [
+            (
+                "kafka_security_protocol",
+                self.kafka_security_protocol != d.kafka_security_protocol,
+            ),
+            (
+                "kafka_ssl_cafile",
+                self.kafka_ssl_cafile != d.kafka_ssl_cafile,
+            ),
+            (
+                "kafka_ssl_certfile",
+                self.kafka_ssl_certfile != d.kafka_ssl_certfile,
+            ),
+            (
+                "kafka_ssl_keyfile",
+                self.kafka_ssl_keyfile != d.kafka_ssl_keyfile,
+            ),
+            (
+                "kafka_ssl_password",
+                self.kafka_ssl_password != d.kafka_ssl_password,
+            ),
+            (
+                "kafka_max_message_size",
+                self.kafka_max_message_size != d.kafka_max_message_size,
+            ),
+            (
+                "kafka_compression_type",
+                self.kafka_compression_type != d.kafka_compression_type,
+            ),
+        ]
+        .into_iter()
+        .find_map(|(key, set)| set.then_some(key))
     }
 }
 
@@ -189,9 +307,13 @@ impl WpsConfig {
         if self.service_instance_id.is_empty() {
             return Err(invalid("service_instance_id", "must not be empty"));
         }
-        if self.db_name.is_empty() {
+        if self.mongo.db_name.is_empty() {
             return Err(invalid("db_name", "must not be empty"));
         }
+        if self.db_version_collection.is_empty() {
+            return Err(invalid("db_version_collection", "must not be empty"));
+        }
+        self.validate_backends()?;
         if self.work_package_valid_days == 0 {
             return Err(invalid("work_package_valid_days", "must be at least 1"));
         }
@@ -205,6 +327,68 @@ impl WpsConfig {
             validate_url(url)?;
         }
         Ok(())
+    }
+
+    /// Whether the documents (and the embedded grants) live in MongoDB (`mongo_dsn` set).
+    pub fn uses_mongo(&self) -> bool {
+        !self.mongo.mongo_dsn.is_empty()
+    }
+
+    /// Whether events come from Kafka (`kafka_servers` set).
+    pub fn uses_kafka(&self) -> bool {
+        !self.kafka.kafka_servers.is_empty()
+    }
+
+    /// The MongoDB and Kafka keys: every combination of the two backends runs, but keys of
+    /// a backend that is not selected are refused, since a typo in `WPS_MONGO_DSN` or
+    /// `WPS_KAFKA_SERVERS` would otherwise fall back to the embedded store or event log
+    /// without a word: packages written to a local file, events never received.
+    fn validate_backends(&self) -> Result<()> {
+        if !self.uses_mongo() && self.mongo.mongo_timeout.is_some() {
+            return Err(invalid(
+                "mongo_dsn",
+                "is empty (the embedded store) but mongo_timeout is set: set mongo_dsn to \
+                 use MongoDB, or unset mongo_timeout",
+            ));
+        }
+        if self.mongo.mongo_timeout == Some(0) {
+            return Err(invalid("mongo_timeout", "must be at least 1"));
+        }
+        match self.kafka.kafka_config() {
+            None => {
+                if let Some(key) = self.kafka.first_customised_key() {
+                    return Err(invalid(
+                        "kafka_servers",
+                        format!(
+                            "is empty (the embedded event log) but {key} is set: set \
+                             kafka_servers to use Kafka, or unset {key}"
+                        ),
+                    ));
+                }
+            }
+            Some(kafka) => kafka.validate().map_err(kafka_config_error)?,
+        }
+        Ok(())
+    }
+
+    /// The collection names in the document store: as configured on MongoDB (whose
+    /// database is `db_name`), prefixed with `<db_name>.` on the embedded store.
+    pub fn collection_names(&self) -> Collections {
+        if self.uses_mongo() {
+            self.collections.clone()
+        } else {
+            self.embedded_collections()
+        }
+    }
+
+    /// The name of the version collection in the document store (prefixed like
+    /// [`WpsConfig::collection_names`]).
+    pub fn version_collection_name(&self) -> String {
+        if self.uses_mongo() {
+            self.db_version_collection.clone()
+        } else {
+            format!("{}.{}", self.mongo.db_name, self.db_version_collection)
+        }
     }
 
     /// The work order signer from `work_package_signing_key`.
@@ -254,7 +438,7 @@ impl WpsConfig {
     /// The collection names as stored in the embedded store: each prefixed with
     /// `<db_name>.`, so that services sharing one SQLite file never collide.
     pub fn embedded_collections(&self) -> Collections {
-        let prefixed = |name: &str| format!("{}.{name}", self.db_name);
+        let prefixed = |name: &str| format!("{}.{name}", self.mongo.db_name);
         let c = &self.collections;
         Collections {
             datasets_collection: prefixed(&c.datasets_collection),
@@ -306,6 +490,14 @@ impl WpsConfig {
     }
 }
 
+/// A Kafka config error as this service's, keeping the key; others keep their message.
+pub(crate) fn kafka_config_error(err: tessera_kafka::Error) -> Error {
+    match err {
+        tessera_kafka::Error::Config { key, message } => Error::Config { key, message },
+        other => Error::Kafka(other),
+    }
+}
+
 /// `access_url` must be an absolute http(s) URL of 1 to 2083 characters with a host.
 fn validate_url(url: &str) -> Result<()> {
     const KEY: &str = "access_url";
@@ -351,6 +543,64 @@ mod tests {
         assert_eq!(names.datasets_collection, "work-packages.datasets");
         assert_eq!(names.work_packages_collection, "work-packages.workPackages");
         assert_eq!(names.grants_collection, "work-packages.grants");
+    }
+
+    #[test]
+    fn mongodb_and_kafka_are_optional_and_pick_the_names() {
+        let defaults = serde_json::to_value(WpsConfig::default()).unwrap();
+        assert_eq!(defaults["kafka_servers"], serde_json::json!([]));
+        assert_eq!(defaults["mongo_dsn"], "");
+        assert_eq!(defaults["db_name"], "work-packages");
+        assert_eq!(defaults["kafka_security_protocol"], "PLAINTEXT");
+        let mut config = WpsConfig::default();
+        assert!(!config.uses_mongo() && !config.uses_kafka());
+        assert!(config.kafka.kafka_config().is_none());
+        assert_eq!(
+            config.version_collection_name(),
+            "work-packages.wpsDbVersions"
+        );
+        assert_eq!(
+            config.collection_names().grants_collection,
+            "work-packages.grants"
+        );
+
+        config.mongo.mongo_dsn = "mongodb://db:27017/".into();
+        config.kafka.kafka_servers = vec!["k1:9092".into(), "k2:9092".into()];
+        config.kafka.kafka_compression_type = Some(CompressionType::Gzip);
+        assert!(config.uses_mongo() && config.uses_kafka());
+        assert_eq!(config.collection_names(), Collections::default());
+        assert_eq!(config.version_collection_name(), "wpsDbVersions");
+        let kafka = config.kafka.kafka_config().unwrap();
+        assert_eq!(kafka.kafka_servers, ["k1:9092", "k2:9092"]);
+        assert_eq!(kafka.kafka_compression_type, Some(CompressionType::Gzip));
+        assert!(config.validate_backends().is_ok());
+    }
+
+    #[test]
+    fn keys_of_an_unselected_backend_are_refused_with_the_key() {
+        let key_of = |config: &WpsConfig| match config.validate_backends() {
+            Err(Error::Config { key, message }) => (key, message),
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        let mut config = WpsConfig::default();
+        config.kafka.kafka_ssl_cafile = "/ca.pem".into();
+        let (key, message) = key_of(&config);
+        assert_eq!(key, "kafka_servers");
+        assert!(message.contains("kafka_ssl_cafile"), "{message}");
+
+        let mut config = WpsConfig::default();
+        config.mongo.mongo_timeout = Some(5);
+        assert_eq!(key_of(&config).0, "mongo_dsn");
+        config.mongo.mongo_dsn = "mongodb://db/".into();
+        assert!(config.validate_backends().is_ok());
+        config.mongo.mongo_timeout = Some(0);
+        assert_eq!(key_of(&config).0, "mongo_timeout");
+
+        // The provider's own checks keep their key.
+        let mut config = WpsConfig::default();
+        config.kafka.kafka_servers = vec!["k:1".into()];
+        config.kafka.kafka_max_message_size = 10;
+        assert_eq!(key_of(&config).0, "kafka_max_message_size");
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! GHGA's Work Package Service (WPS), wire-compatible with the original (wps.md), on the
-//! embedded default: one SQLite file for documents and events, grants managed with
-//! `wps grants` unless an access API is configured.
+//! GHGA's Work Package Service (WPS), wire-compatible with the original (wps.md). It runs on
+//! the embedded default (one SQLite file for documents and events) or on the production
+//! path: documents in MongoDB (`mongo_dsn`), events from Kafka (`kafka_servers`). Grants
+//! are managed with `wps grants` in the document store unless an access API is configured.
 //!
 //! A service holds translators, its config and the composition root:
 //! - [`config`]: [`WpsConfig`] (`.wps.yaml`, `WPS_*`), validated with the key at fault.
-//! - [`prepare`]: the composition root: providers from config, the repository, the REST
-//!   app, the subscriber, the purge task; [`Overrides`] for tests.
+//! - [`prepare`]: the composition root: providers from config (embedded store or MongoDB,
+//!   embedded event log or Kafka), the repository, the REST app, the subscriber, the purge
+//!   task; [`Overrides`] for tests.
+//! - [`migrate`]: `migrate-db`: collections and the database version record.
 //! - [`rest`]: the HTTP translator (routes, FastAPI-compatible validation and errors,
 //!   OpenAPI).
 //! - [`events`]: the event translator (datasets, upload boxes, accession maps).
@@ -19,6 +22,7 @@ pub mod adapters;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod migrate;
 pub mod prepare;
 pub mod rest;
 pub mod run;
@@ -41,6 +45,28 @@ pub enum Error {
     /// The config could not be loaded (missing key, bad value, unknown key, bad file).
     #[error(transparent)]
     Load(#[from] tessera_config::Error),
+    /// MongoDB or Kafka did not answer at start-up; names the key that points at it.
+    #[error("cannot connect to {what} at {target} (config key {key}, env WPS_{})", key.to_uppercase())]
+    Connect {
+        /// `mongodb` or `kafka`.
+        what: &'static str,
+        /// The key that names the server (`mongo_dsn`, `kafka_servers`).
+        key: &'static str,
+        /// The servers, without credentials.
+        target: String,
+        /// What the provider reported.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// MongoDB failed outside a DAO call.
+    #[error("mongodb failed")]
+    Mongo(#[from] tessera_mongodb::Error),
+    /// Kafka failed outside an event call (creating a client).
+    #[error("kafka failed")]
+    Kafka(#[from] tessera_kafka::Error),
+    /// The database is not in a state `migrate-db` can bring to this service's version.
+    #[error("cannot migrate the database: {0}")]
+    Migration(String),
     /// The embedded store could not be opened.
     #[error("embedded store failed")]
     Embedded(#[from] tessera_embedded::Error),

@@ -1,6 +1,11 @@
-//! The composition root: builds the providers from [`WpsConfig`] (embedded store, access
+//! The composition root: builds the providers from [`WpsConfig`] (the document store:
+//! MongoDB or the embedded store; the event bus: Kafka or the embedded event log; access
 //! check, Crypt4GH, ES256 signer, auth), the repository over them, and from those the REST
 //! app, the event subscriber and the purge task. [`Overrides`] lets tests inject fakes.
+//!
+//! Only what a part needs is connected: the REST API never touches the event bus, so Kafka
+//! is connected when the consumer starts, and the embedded file is opened only when the
+//! config (or an override) puts documents or events there.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,19 +15,21 @@ use chrono::TimeDelta;
 use tessera_auth::AuthProvider;
 use tessera_embedded::EmbeddedStore;
 use tessera_http::{HttpStack, RunningServer};
+use tessera_kafka::KafkaBus;
 use tessera_kit::dao::DaoFactory;
 use tessera_kit::events::{ConsumerIdentity, EventBus};
 use tessera_kit::subscriber::Subscriber;
-use tessera_work_orders::collections::{open_grants, specs};
+use tessera_mongodb::MongoDaoFactory;
+use tessera_work_orders::collections::open_grants;
 use tessera_work_orders::{
     AccessCheck, Clock, Daos, GrantStore, SystemClock, TokenCrypto, WorkPackageRepository,
 };
-use tokio::sync::watch;
+use tokio::sync::{OnceCell, watch};
 use tokio::task::JoinHandle;
 
 use crate::access::HttpAccessCheck;
 use crate::adapters::{Crypt4ghCrypto, Es256Signer};
-use crate::config::WpsConfig;
+use crate::config::{WpsConfig, kafka_config_error};
 use crate::events::EventTranslator;
 use crate::rest::{self, RestState, openapi};
 use crate::{Error, Result};
@@ -37,8 +44,13 @@ pub struct Overrides {
     pub access: Option<Arc<dyn AccessCheck>>,
     /// The clock of the repository and the grant store.
     pub clock: Option<Arc<dyn Clock>>,
-    /// An already open store (instead of opening `embedded_db_path`).
+    /// An already open embedded store, used wherever the config picks the embedded store
+    /// (instead of opening `embedded_db_path`).
     pub store: Option<EmbeddedStore>,
+    /// A document store (instead of MongoDB or the embedded store).
+    pub dao_factory: Option<Arc<dyn DaoFactory>>,
+    /// An event bus (instead of Kafka or the embedded event log).
+    pub bus: Option<Arc<dyn EventBus>>,
 }
 
 impl fmt::Debug for Overrides {
@@ -47,6 +59,8 @@ impl fmt::Debug for Overrides {
             .field("access", &self.access.is_some())
             .field("clock", &self.clock.is_some())
             .field("store", &self.store)
+            .field("dao_factory", &self.dao_factory)
+            .field("bus", &self.bus.is_some())
             .finish()
     }
 }
@@ -54,7 +68,7 @@ impl fmt::Debug for Overrides {
 /// Where access decisions come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessSource {
-    /// The embedded grant store (`access_url` unset).
+    /// The embedded grant store (`access_url` unset), in the document store.
     Grants,
     /// The access API at `access_url`.
     Http,
@@ -62,20 +76,156 @@ pub enum AccessSource {
     Override,
 }
 
+/// Where documents live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// MongoDB at `mongo_dsn`, database `db_name`.
+    Mongo,
+    /// The embedded store at `embedded_db_path`, collections prefixed with `db_name`.
+    Embedded,
+    /// An override.
+    Override,
+}
+
+/// Where events come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Kafka at `kafka_servers`.
+    Kafka,
+    /// The embedded event log at `embedded_db_path`.
+    Embedded,
+    /// An override.
+    Override,
+}
+
+/// The document store of a config, opened.
+#[derive(Debug, Clone)]
+pub struct Documents {
+    /// The store.
+    pub factory: Arc<dyn DaoFactory>,
+    /// Which one it is.
+    pub storage: Storage,
+    /// The embedded store, when it was opened for the documents.
+    pub embedded: Option<EmbeddedStore>,
+    /// Where the documents are, for messages: the database name or the file (never a DSN).
+    pub location: String,
+}
+
+/// The connection target of a MongoDB connection string without credentials or options:
+/// `mongodb://user:pw@h1,h2/db?x=y` gives `mongodb://h1,h2`.
+pub fn redact_dsn(dsn: &str) -> String {
+    let (scheme, rest) = dsn.split_once("://").unwrap_or(("mongodb", dsn));
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{hosts}")
+}
+
+/// Connects to MongoDB; an unreachable server is [`Error::Connect`] naming `mongo_dsn`, a
+/// bad setting a [`Error::Config`] naming its key.
+pub async fn connect_mongo(config: &WpsConfig) -> Result<MongoDaoFactory> {
+    MongoDaoFactory::connect(&config.mongo)
+        .await
+        .map_err(|e| match e {
+            tessera_mongodb::Error::Dsn(source) => Error::Config {
+                key: "mongo_dsn",
+                message: format!("not a usable connection string: {source}"),
+            },
+            tessera_mongodb::Error::EmptyDbName => Error::Config {
+                key: "db_name",
+                message: "must not be empty".into(),
+            },
+            tessera_mongodb::Error::ZeroTimeout => Error::Config {
+                key: "mongo_timeout",
+                message: "must be at least 1".into(),
+            },
+            other => Error::Connect {
+                what: "mongodb",
+                key: "mongo_dsn",
+                target: redact_dsn(config.mongo.mongo_dsn.expose()),
+                source: Box::new(other),
+            },
+        })
+}
+
+/// Connects to Kafka (the consumer's and the dead-letter publisher's bus); an unreachable
+/// broker is [`Error::Connect`] naming `kafka_servers`.
+pub async fn connect_kafka(config: &WpsConfig) -> Result<KafkaBus> {
+    let Some(kafka) = config.kafka.kafka_config() else {
+        return Err(Error::Config {
+            key: "kafka_servers",
+            message: "is empty: no Kafka to connect to".into(),
+        });
+    };
+    KafkaBus::connect(&kafka, &config.service_name, &config.service_instance_id)
+        .await
+        .map_err(|e| match e {
+            tessera_kafka::Error::Unreachable { .. } => Error::Connect {
+                what: "kafka",
+                key: "kafka_servers",
+                target: kafka.kafka_servers.join(","),
+                source: Box::new(e),
+            },
+            other => kafka_config_error(other),
+        })
+}
+
+/// Opens the document store of `config`: `dao_factory` if given, else MongoDB when
+/// `mongo_dsn` is set, else `store` or the embedded store at `embedded_db_path`.
+pub async fn open_documents(
+    config: &WpsConfig,
+    dao_factory: Option<Arc<dyn DaoFactory>>,
+    store: Option<EmbeddedStore>,
+) -> Result<Documents> {
+    if let Some(factory) = dao_factory {
+        return Ok(Documents {
+            factory,
+            storage: Storage::Override,
+            embedded: None,
+            location: "an injected store".into(),
+        });
+    }
+    if config.uses_mongo() {
+        let factory = connect_mongo(config).await?;
+        return Ok(Documents {
+            location: format!("mongodb database {}", factory.db_name()),
+            factory: Arc::new(factory),
+            storage: Storage::Mongo,
+            embedded: None,
+        });
+    }
+    let store = match store {
+        Some(store) => store,
+        None => EmbeddedStore::from_config(&config.embedded).await?,
+    };
+    Ok(Documents {
+        location: store.path().display().to_string(),
+        factory: Arc::new(store.clone()),
+        storage: Storage::Embedded,
+        embedded: Some(store),
+    })
+}
+
 /// The service's parts, built once per process.
 pub struct Core {
     /// The validated config.
     pub config: Arc<WpsConfig>,
-    /// The embedded store (documents and events).
-    pub store: EmbeddedStore,
+    /// The document store (MongoDB or the embedded store); collection names from
+    /// [`WpsConfig::collection_names`].
+    pub store: Arc<dyn DaoFactory>,
+    /// Which document store it is.
+    pub storage: Storage,
     /// The domain core.
     pub repository: Arc<WorkPackageRepository>,
-    /// The embedded grants (used for access decisions only with [`AccessSource::Grants`]).
+    /// The embedded grants, in the document store (used for access decisions only with
+    /// [`AccessSource::Grants`]).
     pub grants: GrantStore,
     /// Where access decisions come from.
     pub access_source: AccessSource,
     auth: AuthProvider,
     crypto: Arc<dyn TokenCrypto>,
+    /// The embedded store: given, opened for the documents, or opened for events later.
+    embedded: OnceCell<EmbeddedStore>,
+    bus: Option<Arc<dyn EventBus>>,
 }
 
 impl fmt::Debug for Core {
@@ -83,40 +233,35 @@ impl fmt::Debug for Core {
         f.debug_struct("Core")
             .field("config", &self.config)
             .field("store", &self.store)
+            .field("storage", &self.storage)
             .field("access_source", &self.access_source)
             .finish_non_exhaustive()
     }
 }
 
-/// Opens the embedded store of `config` (or takes the override).
-async fn open_store(config: &WpsConfig, store: Option<EmbeddedStore>) -> Result<EmbeddedStore> {
-    match store {
-        Some(store) => Ok(store),
-        None => Ok(EmbeddedStore::from_config(&config.embedded).await?),
-    }
-}
-
-/// The grant store of `config` on `store`, judging validity by `clock`.
+/// The grant store of `config` in `factory`, judging validity by `clock`.
 pub async fn prepare_grants(
     config: &WpsConfig,
-    store: &EmbeddedStore,
+    factory: &dyn DaoFactory,
     clock: Arc<dyn Clock>,
 ) -> Result<GrantStore> {
-    let dao = open_grants(store, &config.embedded_collections()).await?;
+    let dao = open_grants(factory, &config.collection_names()).await?;
     Ok(GrantStore::new(dao, clock))
 }
 
 /// Builds every provider and the repository. Validates the config first, so a bad key
-/// fails here with the key's name.
+/// fails here with the key's name; connects to MongoDB when `mongo_dsn` is set (Kafka waits
+/// for the consumer).
 pub async fn prepare_core(config: WpsConfig, overrides: Overrides) -> Result<Core> {
     config.validate()?;
     let signer = config.signer()?;
     let auth = config.auth_provider()?;
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let store = open_store(&config, overrides.store).await?;
-    let names = config.embedded_collections();
-    let daos = Daos::open(&store, &names).await?;
-    let grants = prepare_grants(&config, &store, clock.clone()).await?;
+    let given_store = overrides.store;
+    let documents = open_documents(&config, overrides.dao_factory, given_store.clone()).await?;
+    let names = config.collection_names();
+    let daos = Daos::open(documents.factory.as_ref(), &names).await?;
+    let grants = prepare_grants(&config, documents.factory.as_ref(), clock.clone()).await?;
     let (access, access_source): (Arc<dyn AccessCheck>, _) =
         match (overrides.access, config.access_base_url()) {
             (Some(access), _) => (access, AccessSource::Override),
@@ -138,15 +283,38 @@ pub async fn prepare_core(config: WpsConfig, overrides: Overrides) -> Result<Cor
         Arc::new(Es256Signer(signer)),
     )
     .with_clock(clock);
-    tracing::info!(db = %store.path().display(), access = ?access_source, "work package service prepared");
+    if config.uses_kafka() && documents.storage == Storage::Embedded {
+        tracing::warn!(
+            db = %documents.location,
+            group = %config.service_name,
+            "kafka_servers is set but mongo_dsn is empty: documents stay in a local file. \
+             That works on one machine only: consumers of the group elsewhere would each keep \
+             just their own partitions, and REST instances elsewhere would see none of it. \
+             Set mongo_dsn for more than one machine"
+        );
+    }
+    tracing::info!(
+        storage = ?documents.storage,
+        db = %documents.location,
+        events = if config.uses_kafka() { "kafka" } else { "embedded" },
+        access = ?access_source,
+        "work package service prepared"
+    );
+    let embedded = OnceCell::new();
+    if let Some(store) = documents.embedded.or(given_store) {
+        let _ = embedded.set(store);
+    }
     Ok(Core {
         config: Arc::new(config),
-        store,
+        store: documents.factory,
+        storage: documents.storage,
         repository: Arc::new(repository),
         grants,
         access_source,
         auth,
         crypto,
+        embedded,
+        bus: overrides.bus,
     })
 }
 
@@ -188,13 +356,46 @@ impl Core {
         ))
     }
 
-    /// Joins the consumer group `service_name` on the embedded bus.
+    /// The embedded store: the one given or opened for the documents, else opened now.
+    pub async fn embedded_store(&self) -> Result<&EmbeddedStore> {
+        self.embedded
+            .get_or_try_init(|| EmbeddedStore::from_config(&self.config.embedded))
+            .await
+            .map_err(Error::from)
+    }
+
+    /// The event bus: the override, else Kafka when `kafka_servers` is set (connected now;
+    /// an unreachable broker names the key), else the embedded event log.
+    pub async fn event_bus(&self) -> Result<(Arc<dyn EventBus>, Transport)> {
+        if let Some(bus) = &self.bus {
+            return Ok((bus.clone(), Transport::Override));
+        }
+        if self.config.uses_kafka() {
+            return Ok((
+                Arc::new(connect_kafka(&self.config).await?),
+                Transport::Kafka,
+            ));
+        }
+        let store = self.embedded_store().await?;
+        if self.storage == Storage::Mongo {
+            tracing::warn!(
+                log = %store.path().display(),
+                "mongo_dsn is set but kafka_servers is empty: events come from the embedded \
+                 event log, which only publishers writing to that file on this machine reach. \
+                 Set kafka_servers for more than one machine"
+            );
+        }
+        Ok((Arc::new(store.clone()), Transport::Embedded))
+    }
+
+    /// Joins the consumer group `service_name` on the [`Core::event_bus`].
     pub async fn subscriber(&self) -> Result<Subscriber> {
         let identity = ConsumerIdentity {
             service_name: self.config.service_name.clone(),
             instance_id: self.config.service_instance_id.clone(),
         };
-        let bus: Arc<dyn EventBus> = Arc::new(self.store.clone());
+        let (bus, transport) = self.event_bus().await?;
+        tracing::debug!(?transport, "event bus ready");
         Ok(Subscriber::subscribe(
             bus,
             identity,
@@ -249,21 +450,21 @@ pub async fn stopped(mut shutdown: watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// Creates every collection (and its indexes) in the embedded store; returns their names.
-pub async fn migrate(config: &WpsConfig) -> Result<Vec<String>> {
-    let store = open_store(config, None).await?;
-    let specs = specs(&config.embedded_collections());
-    let mut created = Vec::new();
-    for spec in [
-        specs.datasets,
-        specs.upload_boxes,
-        specs.work_packages,
-        specs.accession_maps,
-        specs.grants,
-    ] {
-        let name = spec.name.clone();
-        DaoFactory::document_dao(&store, spec).await?;
-        created.push(name);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dsns_lose_credentials_and_options() {
+        assert_eq!(
+            redact_dsn("mongodb://ada:pw@h1:27017,h2/db?replicaSet=rs0&password=x"),
+            "mongodb://h1:27017,h2"
+        );
+        assert_eq!(
+            redact_dsn("mongodb+srv://u:p@w@cluster.example.org/"),
+            "mongodb+srv://cluster.example.org"
+        );
+        assert_eq!(redact_dsn("mongodb://db"), "mongodb://db");
+        assert_eq!(redact_dsn("db:27017"), "mongodb://db:27017");
     }
-    Ok(created)
 }

@@ -46,6 +46,11 @@ fn help_lists_commands_and_config_keys() {
         "WPS_ACCESS_URL",
         "WPS_PURGE_RETENTION_DAYS",
         "WPS_EMBEDDED_DB_PATH",
+        "WPS_MONGO_DSN",
+        "WPS_DB_NAME",
+        "WPS_KAFKA_SERVERS",
+        "WPS_KAFKA_SECURITY_PROTOCOL",
+        "WPS_DB_VERSION_COLLECTION",
     ] {
         assert!(text.contains(needle), "{needle} missing from --help");
     }
@@ -142,15 +147,19 @@ fn migrate_db_creates_prefixed_collections_and_grant_errors_are_reported() {
         ("WPS_EMBEDDED_DB_PATH", db_text.as_str()),
         ("WPS_DB_NAME", "wp"),
     ];
-    let output = wps(dir.path(), &vars, &["migrate-db"]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let names: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["collection"].as_str().unwrap().to_owned()
-        })
+    let migrate = || {
+        let output = wps(dir.path(), &vars, &["migrate-db"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let lines = migrate();
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|v| v["collection"].as_str().unwrap())
         .collect();
     assert_eq!(
         names,
@@ -159,12 +168,23 @@ fn migrate_db_creates_prefixed_collections_and_grant_errors_are_reported() {
             "wp.uploadBoxes",
             "wp.workPackages",
             "wp.accessionMaps",
-            "wp.grants"
+            "wp.grants",
+            "wp.wpsDbVersions"
         ]
     );
+    assert!(lines[..5].iter().all(|l| l["status"] == "created"));
+    let version = &lines[5];
+    assert_eq!(version["status"], "recorded");
+    assert_eq!(version["db_version"], 2);
+    assert_eq!(version["previous_version"], 0);
+    assert_eq!(version["recorded"], serde_json::json!([1, 2]));
+    assert_eq!(version["db"], db_text.as_str());
     assert!(db.is_file());
-    // Running it again is harmless.
-    assert!(wps(dir.path(), &vars, &["migrate-db"]).status.success());
+    // Running it again is harmless: the version is current.
+    let again = migrate();
+    assert_eq!(again[5]["status"], "current");
+    assert_eq!(again[5]["previous_version"], 2);
+    assert_eq!(again[5]["recorded"], serde_json::json!([]));
 
     let unknown = uuid::Uuid::new_v4().to_string();
     let output = wps(dir.path(), &vars, &["grants", "revoke", &unknown]);

@@ -231,7 +231,7 @@ impl TestApp {
             Overrides {
                 access: Some(access.clone()),
                 clock: Some(clock.clone()),
-                store: None,
+                ..Overrides::default()
             },
         )
         .await
