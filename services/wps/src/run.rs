@@ -112,30 +112,6 @@ pub async fn start_dev(config: WpsConfig, store: EmbeddedStore) -> Result<Runnin
     start(core, Parts::ALL).await
 }
 
-/// Resolves on SIGINT or SIGTERM; never when no handler can be installed.
-pub async fn stop_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-}
-
 impl RunningWps {
     /// `http://host:port` of the REST API, when it runs.
     pub fn url(&self) -> Option<String> {
@@ -167,7 +143,7 @@ impl RunningWps {
             }
         };
         let (result, consumer_finished) = tokio::select! {
-            () = stop_signal() => (Ok(()), false),
+            () = tessera_http::shutdown_signal() => (Ok(()), false),
             r = server_done => (r, false),
             r = consumer_done => (r, true),
         };

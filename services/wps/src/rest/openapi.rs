@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 /// Download or upload.
@@ -180,19 +179,8 @@ pub struct HttpValidationError {
     detail: Vec<ValidationErrorItem>,
 }
 
-/// Adds the bearer scheme the routes refer to.
-#[derive(Debug)]
-struct BearerScheme;
-
-impl Modify for BearerScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "HTTPBearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
+/// The bearer scheme the routes refer to (FastAPI's name for it).
+const BEARER: tessera_http::BearerScheme = tessera_http::BearerScheme("HTTPBearer");
 
 /// The API description.
 #[derive(Debug, OpenApi)]
@@ -211,7 +199,7 @@ impl Modify for BearerScheme {
         super::get_boxes,
         super::list_work_packages,
     ),
-    modifiers(&BearerScheme),
+    modifiers(&BEARER),
 )]
 pub struct ApiDoc;
 
