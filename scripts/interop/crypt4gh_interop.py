@@ -19,7 +19,8 @@ Subcommands:
 import base64
 import json
 import os
-import sys
+
+import oracle_cli  # beside this script
 
 
 def b64(data: bytes) -> str:
@@ -120,18 +121,6 @@ COMMANDS = {
 }
 
 
-def main(argv):
-    if len(argv) < 2 or argv[1] not in COMMANDS:
-        print(__doc__, file=sys.stderr)
-        return 2
-    try:
-        result = COMMANDS[argv[1]](argv[2:])
-    except ImportError as error:
-        print(f"missing python package: {error}", file=sys.stderr)
-        return 3
-    json.dump(result, sys.stdout)
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    oracle_cli.run(COMMANDS, __doc__)

@@ -13,8 +13,9 @@ Subcommands:
 """
 
 import json
-import sys
 import time
+
+import oracle_cli  # beside this script
 
 
 def cmd_check(_args):
@@ -67,18 +68,6 @@ def cmd_sign(_args):
 COMMANDS = {"check": cmd_check, "verify": cmd_verify, "sign": cmd_sign}
 
 
-def main(argv):
-    if len(argv) < 2 or argv[1] not in COMMANDS:
-        print(__doc__, file=sys.stderr)
-        return 2
-    try:
-        result = COMMANDS[argv[1]](argv[2:])
-    except ImportError as error:
-        print(f"missing python package: {error}", file=sys.stderr)
-        return 3
-    json.dump(result, sys.stdout)
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    oracle_cli.run(COMMANDS, __doc__)
