@@ -22,6 +22,7 @@ use utoipa::openapi::server::Server;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::errors::{json_config, not_found, path_config, query_config};
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::middleware::{Shared, request_context};
 use crate::{Error, HttpConfig, Result};
@@ -45,6 +46,7 @@ pub struct HttpStack {
     openapi_json: Bytes,
     cors: Option<Arc<CorsSpec>>,
     shared: web::Data<Shared>,
+    health: web::Data<Health>,
 }
 
 impl fmt::Debug for HttpStack {
@@ -85,7 +87,15 @@ impl HttpStack {
             openapi_json,
             cors,
             shared,
+            health: web::Data::new(Health::new()),
         })
+    }
+
+    /// Reports the parts' states in `health` at `GET /health` (503 while one is not up).
+    #[must_use]
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = web::Data::new(health);
+        self
     }
 
     /// The config this stack was built from.
@@ -122,7 +132,7 @@ impl HttpStack {
         F: FnOnce(&mut web::ServiceConfig),
     {
         let mut scope = web::scope(&self.root)
-            .route("/health", web::get().to(health))
+            .route("/health", web::get().to(crate::health::health))
             .route("/metrics", web::get().to(metrics));
         if let Some(openapi_url) = &self.openapi_url {
             let json = self.openapi_json.clone();
@@ -162,6 +172,7 @@ impl HttpStack {
         let cors_enabled = cors.is_some();
         App::new()
             .app_data(self.shared.clone())
+            .app_data(self.health.clone())
             .app_data(json_config())
             .app_data(path_config())
             .app_data(query_config())
@@ -263,10 +274,6 @@ impl RunningServer {
             Err(err) => Err(Error::Server(std::io::Error::other(err.to_string()))),
         }
     }
-}
-
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "OK" }))
 }
 
 async fn metrics(shared: web::Data<Shared>) -> HttpResponse {

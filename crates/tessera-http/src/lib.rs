@@ -27,6 +27,7 @@ mod app;
 mod config;
 mod correlation;
 mod errors;
+mod health;
 mod logging;
 mod metrics;
 mod middleware;
@@ -42,6 +43,7 @@ pub use errors::{
     ValidationError, ValidationItem, detail, error_chain, internal_error, json_config, not_found,
     parse_uuid4, path_config, query_config,
 };
+pub use health::{Health, PartState};
 pub use logging::{init_logging, subscriber};
 pub use metrics::{Metrics, UNMATCHED_ROUTE};
 pub use openapi::BearerScheme;
