@@ -93,12 +93,18 @@ impl KafkaSettings {
                 "kafka_security_protocol",
                 self.kafka_security_protocol != d.kafka_security_protocol,
             ),
-            ("kafka_ssl_cafile", self.kafka_ssl_cafile != d.kafka_ssl_cafile),
+            (
+                "kafka_ssl_cafile",
+                self.kafka_ssl_cafile != d.kafka_ssl_cafile,
+            ),
             (
                 "kafka_ssl_certfile",
                 self.kafka_ssl_certfile != d.kafka_ssl_certfile,
             ),
-            ("kafka_ssl_keyfile", self.kafka_ssl_keyfile != d.kafka_ssl_keyfile),
+            (
+                "kafka_ssl_keyfile",
+                self.kafka_ssl_keyfile != d.kafka_ssl_keyfile,
+            ),
             (
                 "kafka_ssl_password",
                 self.kafka_ssl_password != d.kafka_ssl_password,
@@ -548,7 +554,19 @@ mod tests {
             .await
             .unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, Error::Connect { key: "mongo_dsn", .. }), "{err:?}");
-        assert!(text.contains("SVC_MONGO_DSN") && !text.contains("s3cret"), "{text}");
+        assert!(
+            matches!(
+                err,
+                Error::Connect {
+                    key: "mongo_dsn",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            text.contains("SVC_MONGO_DSN") && !text.contains("s3cret"),
+            "{text}"
+        );
     }
 }

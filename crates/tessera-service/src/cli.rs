@@ -82,8 +82,16 @@ const ROLE_COMMANDS: [(Role, &str, &str); 3] = [
         "run-rest",
         "Run only the REST API (and the tasks of the process serving it)",
     ),
-    (Role::Events, "consume-events", "Run only the event consumers"),
-    (Role::Workers, "run-workers", "Run only the background workers"),
+    (
+        Role::Events,
+        "consume-events",
+        "Run only the event consumers",
+    ),
+    (
+        Role::Workers,
+        "run-workers",
+        "Run only the background workers",
+    ),
 ];
 
 const EXIT_CODES: &str = "Exit status: 0 on success, 1 on a runtime failure, 2 on a \
@@ -118,9 +126,10 @@ pub fn command<S: Service>() -> clap::Command {
                 clap::Command::new("example")
                     .about("Print every key with its default as YAML; required keys commented out"),
             )
-            .subcommand(clap::Command::new("check").about(
-                "Load and validate the configuration and print it, secrets masked",
-            )),
+            .subcommand(
+                clap::Command::new("check")
+                    .about("Load and validate the configuration and print it, secrets masked"),
+            ),
     );
     S::Commands::augment_subcommands(cmd)
 }
@@ -199,8 +208,7 @@ pub async fn execute<S: Service>(command: Command<S::Commands>) -> Result<(), S:
                 "{} configuration (defaults).\nRequired keys are commented out.",
                 S::INFO.about
             );
-            let yaml =
-                tessera_config::example_yaml::<S::Config>(&header).map_err(Error::Load)?;
+            let yaml = tessera_config::example_yaml::<S::Config>(&header).map_err(Error::Load)?;
             Ok(print(&yaml)?)
         }
         Shared::ConfigCheck => {

@@ -85,7 +85,8 @@ impl DevSecrets {
         {
             return Ok(found);
         }
-        let made = generate().map_err(|e| Error::Usage(format!("cannot generate {names:?}: {e}")))?;
+        let made =
+            generate().map_err(|e| Error::Usage(format!("cannot generate {names:?}: {e}")))?;
         for (name, value) in names.iter().zip(&made) {
             values.insert((*name).to_owned(), value.clone());
         }
@@ -174,18 +175,25 @@ impl<S: Service> Supervised for Running<S> {
     }
 
     async fn wait(self: Box<Self>) -> Result<(), BoxError> {
-        Running::wait(*self).await.map_err(|e| Box::new(e) as BoxError)
+        Running::wait(*self)
+            .await
+            .map_err(|e| Box::new(e) as BoxError)
     }
 }
 
 type DevStart = fn(DevEnv) -> BoxFuture<Result<Box<dyn Supervised>, BoxError>>;
 
-/// One service in `tessera dev`.
+/// One service in `tessera dev` (and in the operator's generated example config).
 #[derive(Clone, Copy)]
 pub struct DevEntry {
     /// The service's name.
     pub name: &'static str,
+    /// What it re-implements.
+    pub title: &'static str,
+    /// Its environment prefix.
+    pub prefix: &'static str,
     start: DevStart,
+    example: fn(&str) -> Result<String, tessera_config::Error>,
 }
 
 impl fmt::Debug for DevEntry {
@@ -213,8 +221,16 @@ impl DevEntry {
     pub fn of<S: Service>() -> Self {
         Self {
             name: S::INFO.name,
+            title: S::INFO.title,
+            prefix: <S::Config as crate::ServiceConfig>::PREFIX,
             start: start_dev::<S>,
+            example: tessera_config::example_yaml::<S::Config>,
         }
+    }
+
+    /// The service's config keys with their defaults as YAML, under `header`.
+    pub fn example_yaml(&self, header: &str) -> Result<String, tessera_config::Error> {
+        (self.example)(header)
     }
 
     /// Starts the service in `env`.
@@ -268,7 +284,10 @@ pub async fn start_all(
         let port = match settings.base_port {
             0 => free_port(&settings.host),
             base => base.checked_add(index).ok_or_else(|| {
-                Error::Usage(format!("--base-port {base} leaves no port for {}", entry.name))
+                Error::Usage(format!(
+                    "--base-port {base} leaves no port for {}",
+                    entry.name
+                ))
             }),
         };
         let env = port.map(|port| DevEnv {
@@ -379,9 +398,6 @@ mod tests {
         assert!(text.contains("a_private") && text.contains("b-value"));
 
         std::fs::write(dir.path().join(SECRETS_FILE), "not json").unwrap();
-        assert!(matches!(
-            DevSecrets::open(dir.path()),
-            Err(Error::Usage(_))
-        ));
+        assert!(matches!(DevSecrets::open(dir.path()), Err(Error::Usage(_))));
     }
 }

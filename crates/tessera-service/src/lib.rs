@@ -53,6 +53,8 @@ pub trait ServiceConfig:
 pub struct Info {
     /// The binary's name, e.g. `wps`.
     pub name: &'static str,
+    /// What it re-implements, e.g. `Work Package Service`, for listings.
+    pub title: &'static str,
     /// One line for `--help`.
     pub about: &'static str,
     /// The long description for `--help` (what the service does, where its data lives).
@@ -94,7 +96,7 @@ pub trait Service: Sized + Send + Sync + 'static {
 
     /// Every part of the service, in start order; the runtime starts those of the roles a
     /// command asks for.
-    fn parts(&self) -> Vec<Part<Self::Error>>;
+    fn parts(&self) -> Result<Vec<Part<Self::Error>>, Self::Error>;
 
     /// `migrate-db`: brings the database to this version, printing what it did. Only called
     /// when [`Info::migrations`] is set.

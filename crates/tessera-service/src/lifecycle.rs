@@ -328,7 +328,10 @@ impl<S: Service> fmt::Debug for Running<S> {
         f.debug_struct("Running")
             .field("service", &S::INFO.name)
             .field("url", &self.url)
-            .field("parts", &self.parts.iter().map(|p| p.name).collect::<Vec<_>>())
+            .field(
+                "parts",
+                &self.parts.iter().map(|p| p.name).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -338,7 +341,7 @@ impl<S: Service> fmt::Debug for Running<S> {
 pub async fn start<S: Service>(core: S, selection: Parts) -> Result<Running<S>, S::Error> {
     let health = Health::new();
     let declared: Vec<Part<S::Error>> = core
-        .parts()
+        .parts()?
         .into_iter()
         .filter(|part| selection.includes(part.role))
         .collect();
@@ -447,8 +450,7 @@ impl<S: Service> Running<S> {
                 match &result {
                     Ok(()) => {
                         tracing::info!(part = part.name, "part ended; stopping the others");
-                        self.health
-                            .set(part.name, PartState::Down("ended".into()));
+                        self.health.set(part.name, PartState::Down("ended".into()));
                     }
                     Err(e) => {
                         tracing::error!(part = part.name, error = %chain(e), "part failed; stopping the others");
@@ -486,7 +488,8 @@ impl<S: Service> Running<S> {
                     }))
                 }
             };
-            self.health.set(part.name, PartState::Down("stopped".into()));
+            self.health
+                .set(part.name, PartState::Down("stopped".into()));
             if let Err(e) = result {
                 tracing::error!(part = part.name, error = %chain(&e), "part failed while stopping");
                 if outcome.is_ok() {

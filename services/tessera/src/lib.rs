@@ -44,6 +44,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Service(String),
+    #[error(transparent)]
+    Process(#[from] tessera_service::Error),
 }
 
 /// Result with the CLI [`Error`].

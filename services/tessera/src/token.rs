@@ -66,7 +66,15 @@ pub fn run(config: &TesseraConfig, cmd: TokenCommand) -> Result<()> {
             path: path.clone(),
             source,
         })?,
-        None => dev::load_or_create_keys(&dev::keys_dir(config, None))?.auth_private_jwk,
+        None => {
+            let secrets = dev::secrets(&dev::keys_dir(config, None))?;
+            let [private, _] = secrets.get_or_generate(wps::DEV_AUTH_KEYS, || {
+                tessera_auth::generate_es256_jwk_pair()
+                    .map(|(private, public)| [private, public])
+                    .map_err(Into::into)
+            })?;
+            private
+        }
     };
     let signer = tessera_auth::JwtSigner::from_jwk_json(&jwk)?;
     let now = std::time::SystemTime::now()

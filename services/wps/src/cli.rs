@@ -1,64 +1,23 @@
-//! The `wps` command line: what each command does, parsed with clap; `main` only parses and
-//! calls [`run`].
+//! The commands of `wps` beyond the shared ones (`serve`, `run-rest`, `consume-events`,
+//! `migrate-db`, `config`, which `tessera-service` provides): `wps grants add|list|revoke`.
 
 use std::io::Write;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use serde_json::json;
 use tessera_work_orders::datetime::{format_pydantic, parse_rfc3339};
 use tessera_work_orders::{Grant, GrantKind, SystemClock};
 use uuid::Uuid;
 
-use crate::config::{PREFIX, WpsConfig};
-use crate::migrate::migrate;
+use crate::config::WpsConfig;
 use crate::prepare::{open_documents, prepare_grants};
-use crate::run::{Parts, run as run_parts};
 use crate::{Error, Result};
 
-const ABOUT: &str = "GHGA's Work Package Service: work packages and work order tokens";
-
-const LONG_ABOUT: &str = "\
-GHGA's Work Package Service (WPS), wire-compatible with the original.
-
-Users create work packages for a dataset (download) or a research data upload box (upload)
-with their internal auth token, and get an access token sealed for their Crypt4GH key. With
-it they fetch work order tokens (signed ES256 JWTs, also sealed for them) for single files
-or upload operations, which the download and upload services verify.
-
-Documents live in MongoDB when `mongo_dsn` is set, else in the embedded store (a SQLite
-file). Datasets, upload boxes and accession maps arrive as events from Kafka when
-`kafka_servers` is set, else from the embedded event log (`tessera events publish` feeds it
-by hand). Access decisions come from the access API at `access_url`, or, when it is unset,
-from the grant store in the document store, managed with `wps grants`.
-
-Commands: `serve` (the default) runs the REST API, the event consumer and the purge task in
-one process; `run-rest` and `consume-events` run them as separate processes sharing the
-document store; `migrate-db` creates the collections and records the database version.
-
-Exit status: 0 on success, 1 on a runtime failure, 2 on a configuration or usage error.";
-
-/// The command line.
-#[derive(Debug, Parser)]
-#[command(name = "wps", version, about = ABOUT, long_about = LONG_ABOUT)]
-pub struct Cli {
-    /// What to do (default: serve)
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// The commands.
+/// The commands of `wps` beyond the shared ones of `tessera-service`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the REST API, the event consumer and the purge task in one process (default)
-    Serve,
-    /// Run only the REST API (and the purge task when purge_retention_days is set)
-    RunRest,
-    /// Run only the event consumer (datasets, upload boxes, accession maps)
-    ConsumeEvents,
-    /// Create the collections and record the database version (2); prints JSON lines
-    MigrateDb,
     /// Manage the embedded grant store: who may download which dataset or upload to which
     /// box, and until when (used when access_url is unset)
     #[command(subcommand)]
@@ -108,21 +67,6 @@ pub struct AddGrant {
 /// The default validity of a grant without `--valid-days` or `--until`.
 pub const DEFAULT_GRANT_DAYS: u32 = 365;
 
-/// The clap command with the configuration keys in the long help.
-pub fn command() -> clap::Command {
-    let keys = tessera_config::help_text::<WpsConfig>(PREFIX).unwrap_or_default();
-    Cli::command().after_long_help(keys)
-}
-
-/// Parses the process's arguments (exits on `--help`, `--version` and usage errors).
-pub fn parse() -> Cli {
-    let matches = command().get_matches();
-    match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    }
-}
-
 fn grant_json(grant: &Grant) -> serde_json::Value {
     json!({
         "id": grant.id,
@@ -134,7 +78,7 @@ fn grant_json(grant: &Grant) -> serde_json::Value {
     })
 }
 
-fn print_line(out: &mut impl Write, value: &serde_json::Value) -> Result<()> {
+pub(crate) fn print_line(out: &mut impl Write, value: &serde_json::Value) -> Result<()> {
     writeln!(out, "{value}").map_err(|e| Error::Internal(format!("cannot write output: {e}")))
 }
 
@@ -193,92 +137,61 @@ pub async fn grants(config: &WpsConfig, cmd: GrantsCommand, out: &mut impl Write
     }
 }
 
-/// Runs a parsed command line with a loaded config.
-pub async fn run(config: WpsConfig, cli: Cli) -> Result<()> {
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => run_parts(config, Parts::ALL).await,
-        Command::RunRest => run_parts(config, Parts::REST).await,
-        Command::ConsumeEvents => run_parts(config, Parts::CONSUMER).await,
-        Command::MigrateDb => {
-            let report = migrate(&config).await?;
-            let mut out = std::io::stdout().lock();
-            for c in &report.collections {
-                print_line(
-                    &mut out,
-                    &json!({"collection": c.collection, "status": c.status, "db": report.db}),
-                )?;
-            }
-            let status = if report.recorded.is_empty() {
-                "current"
-            } else {
-                "recorded"
-            };
-            print_line(
-                &mut out,
-                &json!({"collection": report.version_collection, "status": status,
-                        "db_version": report.version,
-                        "previous_version": report.previous_version,
-                        "recorded": report.recorded, "db": report.db}),
-            )
-        }
-        Command::Grants(cmd) => grants(&config, cmd, &mut std::io::stdout().lock()).await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use tessera_service::cli::{self, Command as Parsed, Shared};
+
+    fn parse(args: &[&str]) -> Result<Parsed<Command>, clap::Error> {
+        cli::parse::<crate::Core>(args)
+    }
+
     #[test]
     fn the_command_line_is_consistent_and_defaults_to_serve() {
-        command().debug_assert();
-        let cli = Cli::try_parse_from(["wps"]).unwrap();
-        assert!(cli.command.is_none());
-        let cli = Cli::try_parse_from([
+        cli::command::<crate::Core>().debug_assert();
+        assert!(matches!(parse(&["wps"]), Ok(Parsed::Shared(Shared::Serve))));
+        let user = "5f0c4b5e-2b3e-4a6f-9c1d-7e8f9a0b1c2d";
+        let parsed = parse(&[
             "wps",
             "grants",
             "add",
             "--user",
-            "5f0c4b5e-2b3e-4a6f-9c1d-7e8f9a0b1c2d",
+            user,
             "--dataset",
             "DS1",
             "--valid-days",
             "3",
-        ])
-        .unwrap();
+        ]);
         assert!(matches!(
-            cli.command,
-            Some(Command::Grants(GrantsCommand::Add(AddGrant {
-                valid_days: Some(3),
-                ..
-            })))
+            parsed,
+            Ok(Parsed::Service(Command::Grants(GrantsCommand::Add(
+                AddGrant {
+                    valid_days: Some(3),
+                    ..
+                }
+            ))))
         ));
         for bad in [
-            vec![
-                "wps",
-                "grants",
-                "add",
-                "--user",
-                "5f0c4b5e-2b3e-4a6f-9c1d-7e8f9a0b1c2d",
-            ],
+            vec!["wps", "grants", "add", "--user", user],
             vec!["wps", "grants", "add", "--user", "x", "--dataset", "DS1"],
             vec![
                 "wps",
                 "grants",
                 "add",
                 "--user",
-                "5f0c4b5e-2b3e-4a6f-9c1d-7e8f9a0b1c2d",
+                user,
                 "--dataset",
                 "DS1",
                 "--box",
-                "5f0c4b5e-2b3e-4a6f-9c1d-7e8f9a0b1c2d",
+                user,
             ],
             vec![
                 "wps",
                 "grants",
                 "add",
                 "--user",
-                "5f0c4b5e-2b3e-4a6f-9c1d-7e8f9a0b1c2d",
+                user,
                 "--dataset",
                 "DS1",
                 "--valid-days",
@@ -287,7 +200,7 @@ mod tests {
                 "2030-01-01T00:00:00Z",
             ],
         ] {
-            assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?}");
+            assert!(parse(&bad).is_err(), "{bad:?}");
         }
     }
 

@@ -9,10 +9,12 @@ use tessera_auth::{AuthProvider, ClaimRules, JwtSigner};
 use tessera_config::{Secret, is_default};
 use tessera_embedded::EmbeddedConfig;
 use tessera_http::{HttpConfig, LogConfig};
-use tessera_kafka::{CompressionType, KafkaConfig, SecurityProtocol};
 use tessera_kit::events::{EventType, Topic};
 use tessera_kit::subscriber::SubscriberConfig;
 use tessera_mongodb::MongoConfig;
+pub use tessera_service::KafkaSettings;
+use tessera_service::ServiceConfig;
+use tessera_service::backends::{validate_bus, validate_store};
 use tessera_work_orders::{Collections, RepositoryConfig};
 
 use crate::{Error, Result};
@@ -153,104 +155,6 @@ impl Default for WpsConfig {
     }
 }
 
-/// The Kafka connection keys of hexkit's `KafkaConfig`, mirrored rather than flattening
-/// [`KafkaConfig`]: there `kafka_servers` is required, here it is optional, and empty means
-/// the embedded event log. [`KafkaSettings::kafka_config`] builds the provider's config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct KafkaSettings {
-    /// Bootstrap brokers as `host:port` (in the environment a JSON list:
-    /// `WPS_KAFKA_SERVERS='["kafka:9092"]'`); empty for the embedded event log.
-    pub kafka_servers: Vec<String>,
-    /// `PLAINTEXT` or `SSL`.
-    pub kafka_security_protocol: SecurityProtocol,
-    /// CA bundle (PEM) of the brokers' certificates; empty for the system's.
-    pub kafka_ssl_cafile: String,
-    /// Client certificate (PEM) for mutual TLS; empty for none.
-    pub kafka_ssl_certfile: String,
-    /// The client certificate's private key (PEM); empty when the certfile holds it.
-    pub kafka_ssl_keyfile: String,
-    /// Password of an encrypted private key.
-    pub kafka_ssl_password: Secret,
-    /// The largest message produced or fetched.
-    pub kafka_max_message_size: u32,
-    /// Compression of produced batches (`gzip`, `snappy`, `lz4`); null for none.
-    pub kafka_compression_type: Option<CompressionType>,
-}
-
-impl Default for KafkaSettings {
-    fn default() -> Self {
-        let kafka = KafkaConfig::default();
-        Self {
-            kafka_servers: kafka.kafka_servers,
-            kafka_security_protocol: kafka.kafka_security_protocol,
-            kafka_ssl_cafile: kafka.kafka_ssl_cafile,
-            kafka_ssl_certfile: kafka.kafka_ssl_certfile,
-            kafka_ssl_keyfile: kafka.kafka_ssl_keyfile,
-            kafka_ssl_password: kafka.kafka_ssl_password,
-            kafka_max_message_size: kafka.kafka_max_message_size,
-            kafka_compression_type: kafka.kafka_compression_type,
-        }
-    }
-}
-
-impl KafkaSettings {
-    /// The provider's config, or `None` for the embedded event log (no servers).
-    pub fn kafka_config(&self) -> Option<KafkaConfig> {
-        if self.kafka_servers.is_empty() {
-            return None;
-        }
-        Some(KafkaConfig {
-            kafka_servers: self.kafka_servers.clone(),
-            kafka_security_protocol: self.kafka_security_protocol,
-            kafka_ssl_cafile: self.kafka_ssl_cafile.clone(),
-            kafka_ssl_certfile: self.kafka_ssl_certfile.clone(),
-            kafka_ssl_keyfile: self.kafka_ssl_keyfile.clone(),
-            kafka_ssl_password: self.kafka_ssl_password.clone(),
-            kafka_max_message_size: self.kafka_max_message_size,
-            kafka_compression_type: self.kafka_compression_type,
-        })
-    }
-
-    /// The first key other than `kafka_servers` that differs from its default: set
-    /// without servers, it shows that Kafka was meant.
-    fn first_customised_key(&self) -> Option<&'static str> {
-        let d = Self::default();
-        [
-            (
-                "kafka_security_protocol",
-                self.kafka_security_protocol != d.kafka_security_protocol,
-            ),
-            (
-                "kafka_ssl_cafile",
-                self.kafka_ssl_cafile != d.kafka_ssl_cafile,
-            ),
-            (
-                "kafka_ssl_certfile",
-                self.kafka_ssl_certfile != d.kafka_ssl_certfile,
-            ),
-            (
-                "kafka_ssl_keyfile",
-                self.kafka_ssl_keyfile != d.kafka_ssl_keyfile,
-            ),
-            (
-                "kafka_ssl_password",
-                self.kafka_ssl_password != d.kafka_ssl_password,
-            ),
-            (
-                "kafka_max_message_size",
-                self.kafka_max_message_size != d.kafka_max_message_size,
-            ),
-            (
-                "kafka_compression_type",
-                self.kafka_compression_type != d.kafka_compression_type,
-            ),
-        ]
-        .into_iter()
-        .find_map(|(key, set)| set.then_some(key))
-    }
-}
-
 /// The validated event names of a config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventNames {
@@ -331,44 +235,19 @@ impl WpsConfig {
 
     /// Whether the documents (and the embedded grants) live in MongoDB (`mongo_dsn` set).
     pub fn uses_mongo(&self) -> bool {
-        !self.mongo.mongo_dsn.is_empty()
+        tessera_service::backends::uses_mongo(&self.mongo)
     }
 
     /// Whether events come from Kafka (`kafka_servers` set).
     pub fn uses_kafka(&self) -> bool {
-        !self.kafka.kafka_servers.is_empty()
+        self.kafka.uses_kafka()
     }
 
     /// The MongoDB and Kafka keys: every combination of the two backends runs, but keys of
-    /// a backend that is not selected are refused, since a typo in `WPS_MONGO_DSN` or
-    /// `WPS_KAFKA_SERVERS` would otherwise fall back to the embedded store or event log
-    /// without a word: packages written to a local file, events never received.
+    /// a backend that is not selected are refused ([`validate_store`], [`validate_bus`]).
     fn validate_backends(&self) -> Result<()> {
-        if !self.uses_mongo() && self.mongo.mongo_timeout.is_some() {
-            return Err(invalid(
-                "mongo_dsn",
-                "is empty (the embedded store) but mongo_timeout is set: set mongo_dsn to \
-                 use MongoDB, or unset mongo_timeout",
-            ));
-        }
-        if self.mongo.mongo_timeout == Some(0) {
-            return Err(invalid("mongo_timeout", "must be at least 1"));
-        }
-        match self.kafka.kafka_config() {
-            None => {
-                if let Some(key) = self.kafka.first_customised_key() {
-                    return Err(invalid(
-                        "kafka_servers",
-                        format!(
-                            "is empty (the embedded event log) but {key} is set: set \
-                             kafka_servers to use Kafka, or unset {key}"
-                        ),
-                    ));
-                }
-            }
-            Some(kafka) => kafka.validate().map_err(kafka_config_error)?,
-        }
-        Ok(())
+        validate_store(PREFIX, &self.mongo)?;
+        Ok(validate_bus(PREFIX, &self.kafka)?)
     }
 
     /// The collection names in the document store: as configured on MongoDB (whose
@@ -384,11 +263,7 @@ impl WpsConfig {
     /// The name of the version collection in the document store (prefixed like
     /// [`WpsConfig::collection_names`]).
     pub fn version_collection_name(&self) -> String {
-        if self.uses_mongo() {
-            self.db_version_collection.clone()
-        } else {
-            format!("{}.{}", self.mongo.db_name, self.db_version_collection)
-        }
+        tessera_service::backends::collection_name(&self.mongo, &self.db_version_collection)
     }
 
     /// The work order signer from `work_package_signing_key`.
@@ -490,14 +365,6 @@ impl WpsConfig {
     }
 }
 
-/// A Kafka config error as this service's, keeping the key; others keep their message.
-pub(crate) fn kafka_config_error(err: tessera_kafka::Error) -> Error {
-    match err {
-        tessera_kafka::Error::Config { key, message } => Error::Config { key, message },
-        other => Error::Kafka(other),
-    }
-}
-
 /// `access_url` must be an absolute http(s) URL of 1 to 2083 characters with a host.
 fn validate_url(url: &str) -> Result<()> {
     const KEY: &str = "access_url";
@@ -515,8 +382,18 @@ fn validate_url(url: &str) -> Result<()> {
     Ok(())
 }
 
+impl ServiceConfig for WpsConfig {
+    const PREFIX: &'static str = PREFIX;
+
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use tessera_kafka::CompressionType;
+
     use super::*;
 
     #[test]
@@ -574,33 +451,6 @@ mod tests {
         assert_eq!(kafka.kafka_servers, ["k1:9092", "k2:9092"]);
         assert_eq!(kafka.kafka_compression_type, Some(CompressionType::Gzip));
         assert!(config.validate_backends().is_ok());
-    }
-
-    #[test]
-    fn keys_of_an_unselected_backend_are_refused_with_the_key() {
-        let key_of = |config: &WpsConfig| match config.validate_backends() {
-            Err(Error::Config { key, message }) => (key, message),
-            other => panic!("expected a config error, got {other:?}"),
-        };
-        let mut config = WpsConfig::default();
-        config.kafka.kafka_ssl_cafile = "/ca.pem".into();
-        let (key, message) = key_of(&config);
-        assert_eq!(key, "kafka_servers");
-        assert!(message.contains("kafka_ssl_cafile"), "{message}");
-
-        let mut config = WpsConfig::default();
-        config.mongo.mongo_timeout = Some(5);
-        assert_eq!(key_of(&config).0, "mongo_dsn");
-        config.mongo.mongo_dsn = "mongodb://db/".into();
-        assert!(config.validate_backends().is_ok());
-        config.mongo.mongo_timeout = Some(0);
-        assert_eq!(key_of(&config).0, "mongo_timeout");
-
-        // The provider's own checks keep their key.
-        let mut config = WpsConfig::default();
-        config.kafka.kafka_servers = vec!["k:1".into()];
-        config.kafka.kafka_max_message_size = 10;
-        assert_eq!(key_of(&config).0, "kafka_max_message_size");
     }
 
     #[test]

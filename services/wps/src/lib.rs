@@ -14,8 +14,10 @@
 //! - [`events`]: the event translator (datasets, upload boxes, accession maps).
 //! - [`access`]: the access API adapter (reqwest).
 //! - [`adapters`]: the crypto ports on tessera-crypt and tessera-auth.
-//! - [`run`]: running parts of the service until a signal; [`start_dev`] for `tessera dev`.
-//! - [`cli`]: the `wps` command line.
+//! - [`service`]: the service as `tessera-service` runs it: its parts (REST API, purge
+//!   task, event consumer), `migrate-db`, its configuration in `tessera dev`.
+//! - [`run`]: starting parts of a prepared core; [`start_dev`].
+//! - [`cli`]: the `wps grants` commands (the shared ones come from `tessera-service`).
 
 pub mod access;
 pub mod adapters;
@@ -26,10 +28,12 @@ pub mod migrate;
 pub mod prepare;
 pub mod rest;
 pub mod run;
+pub mod service;
 
 pub use config::WpsConfig;
 pub use prepare::{Core, Overrides, prepare_core};
 pub use run::{Parts, RunningWps, start_dev};
+pub use service::DEV_AUTH_KEYS;
 
 /// Errors of the service outside request handling (those are [`rest::ApiError`]).
 #[derive(Debug, thiserror::Error)]
@@ -58,27 +62,19 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// MongoDB failed outside a DAO call.
-    #[error("mongodb failed")]
-    Mongo(#[from] tessera_mongodb::Error),
-    /// Kafka failed outside an event call (creating a client).
-    #[error("kafka failed")]
-    Kafka(#[from] tessera_kafka::Error),
+    /// Running the process failed (a part crashed or did not stop, the HTTP server, the
+    /// embedded store).
+    #[error(transparent)]
+    Process(tessera_service::Error),
     /// The database is not in a state `migrate-db` can bring to this service's version.
     #[error("cannot migrate the database: {0}")]
     Migration(String),
-    /// The embedded store could not be opened.
-    #[error("embedded store failed")]
-    Embedded(#[from] tessera_embedded::Error),
     /// A collection could not be opened or used.
     #[error("document store failed")]
     Dao(#[from] tessera_kit::dao::Error),
     /// The event bus failed, or an event failed for good without a dead-letter topic.
     #[error("event consumer failed")]
     Events(#[from] tessera_kit::events::Error),
-    /// The HTTP server could not be built or run.
-    #[error("http server failed")]
-    Http(#[from] tessera_http::Error),
     /// A domain operation failed.
     #[error("work package domain failed")]
     Domain(#[from] tessera_work_orders::Error),
@@ -96,6 +92,47 @@ pub enum Error {
     Internal(String),
 }
 
+impl From<tessera_service::Error> for Error {
+    fn from(err: tessera_service::Error) -> Self {
+        match err {
+            tessera_service::Error::Config { key, message, .. } => Self::Config { key, message },
+            tessera_service::Error::Connect {
+                what,
+                key,
+                target,
+                source,
+                ..
+            } => Self::Connect {
+                what,
+                key,
+                target,
+                source,
+            },
+            tessera_service::Error::Load(e) => Self::Load(e),
+            tessera_service::Error::Usage(m) => Self::Usage(m),
+            other => Self::Process(other),
+        }
+    }
+}
+
+impl From<tessera_http::Error> for Error {
+    fn from(err: tessera_http::Error) -> Self {
+        Self::Process(tessera_service::Error::Http(err))
+    }
+}
+
+impl From<tessera_embedded::Error> for Error {
+    fn from(err: tessera_embedded::Error) -> Self {
+        Self::Process(tessera_service::Error::Embedded(err))
+    }
+}
+
+impl tessera_service::Failure for Error {
+    fn exit_code(&self) -> u8 {
+        self.exit_code()
+    }
+}
+
 impl Error {
     /// The process exit code: 2 for configuration and usage errors, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
@@ -108,23 +145,3 @@ impl Error {
 
 /// Result with the service's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Loads the config, sets up logging and runs the command line; what `main` calls.
-///
-/// Services log to stdout; one-shot commands (`migrate-db`, `grants`) log to stderr so
-/// that their stdout stays machine-readable.
-pub async fn main_with(cli: cli::Cli) -> Result<()> {
-    let config = WpsConfig::load()?;
-    let serving = matches!(
-        cli.command,
-        None | Some(cli::Command::Serve | cli::Command::RunRest | cli::Command::ConsumeEvents)
-    );
-    if serving {
-        tessera_http::init_logging(&config.log)?;
-    } else {
-        let subscriber = tessera_http::subscriber(&config.log, std::io::stderr)?;
-        // Already installed is fine (the binary installs it once).
-        let _ = tracing::subscriber::set_global_default(subscriber);
-    }
-    cli::run(config, cli).await
-}

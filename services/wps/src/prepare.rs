@@ -4,8 +4,9 @@
 //! app, the event subscriber and the purge task. [`Overrides`] lets tests inject fakes.
 //!
 //! Only what a part needs is connected: the REST API never touches the event bus, so Kafka
-//! is connected when the consumer starts, and the embedded file is opened only when the
-//! config (or an override) puts documents or events there.
+//! is connected when the consumer part starts, and the embedded file is opened only when
+//! the config (or an override) puts documents or events there (`tessera-service`'s
+//! [`Backends`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,22 +15,23 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use tessera_auth::AuthProvider;
 use tessera_embedded::EmbeddedStore;
-use tessera_http::{HttpStack, RunningServer};
-use tessera_kafka::KafkaBus;
+use tessera_http::HttpStack;
 use tessera_kit::dao::DaoFactory;
 use tessera_kit::events::{ConsumerIdentity, EventBus};
 use tessera_kit::subscriber::Subscriber;
-use tessera_mongodb::MongoDaoFactory;
+pub use tessera_service::backends::redact_dsn;
+use tessera_service::{Backends, BoxFuture, Documents, Part, Role, Shutdown};
+pub use tessera_service::{Storage, Transport};
 use tessera_work_orders::collections::open_grants;
 use tessera_work_orders::{
     AccessCheck, Clock, Daos, GrantStore, SystemClock, TokenCrypto, WorkPackageRepository,
 };
-use tokio::sync::{OnceCell, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::access::HttpAccessCheck;
 use crate::adapters::{Crypt4ghCrypto, Es256Signer};
-use crate::config::{WpsConfig, kafka_config_error};
+use crate::config::{PREFIX, WpsConfig};
 use crate::events::EventTranslator;
 use crate::rest::{self, RestState, openapi};
 use crate::{Error, Result};
@@ -76,97 +78,10 @@ pub enum AccessSource {
     Override,
 }
 
-/// Where documents live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
-    /// MongoDB at `mongo_dsn`, database `db_name`.
-    Mongo,
-    /// The embedded store at `embedded_db_path`, collections prefixed with `db_name`.
-    Embedded,
-    /// An override.
-    Override,
-}
-
-/// Where events come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// Kafka at `kafka_servers`.
-    Kafka,
-    /// The embedded event log at `embedded_db_path`.
-    Embedded,
-    /// An override.
-    Override,
-}
-
-/// The document store of a config, opened.
-#[derive(Debug, Clone)]
-pub struct Documents {
-    /// The store.
-    pub factory: Arc<dyn DaoFactory>,
-    /// Which one it is.
-    pub storage: Storage,
-    /// The embedded store, when it was opened for the documents.
-    pub embedded: Option<EmbeddedStore>,
-    /// Where the documents are, for messages: the database name or the file (never a DSN).
-    pub location: String,
-}
-
-/// The connection target of a MongoDB connection string without credentials or options:
-/// `mongodb://user:pw@h1,h2/db?x=y` gives `mongodb://h1,h2`.
-pub fn redact_dsn(dsn: &str) -> String {
-    let (scheme, rest) = dsn.split_once("://").unwrap_or(("mongodb", dsn));
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    format!("{scheme}://{hosts}")
-}
-
-/// Connects to MongoDB; an unreachable server is [`Error::Connect`] naming `mongo_dsn`, a
-/// bad setting a [`Error::Config`] naming its key.
-pub async fn connect_mongo(config: &WpsConfig) -> Result<MongoDaoFactory> {
-    MongoDaoFactory::connect(&config.mongo)
-        .await
-        .map_err(|e| match e {
-            tessera_mongodb::Error::Dsn(source) => Error::Config {
-                key: "mongo_dsn",
-                message: format!("not a usable connection string: {source}"),
-            },
-            tessera_mongodb::Error::EmptyDbName => Error::Config {
-                key: "db_name",
-                message: "must not be empty".into(),
-            },
-            tessera_mongodb::Error::ZeroTimeout => Error::Config {
-                key: "mongo_timeout",
-                message: "must be at least 1".into(),
-            },
-            other => Error::Connect {
-                what: "mongodb",
-                key: "mongo_dsn",
-                target: redact_dsn(config.mongo.mongo_dsn.expose()),
-                source: Box::new(other),
-            },
-        })
-}
-
-/// Connects to Kafka (the consumer's and the dead-letter publisher's bus); an unreachable
-/// broker is [`Error::Connect`] naming `kafka_servers`.
-pub async fn connect_kafka(config: &WpsConfig) -> Result<KafkaBus> {
-    let Some(kafka) = config.kafka.kafka_config() else {
-        return Err(Error::Config {
-            key: "kafka_servers",
-            message: "is empty: no Kafka to connect to".into(),
-        });
-    };
-    KafkaBus::connect(&kafka, &config.service_name, &config.service_instance_id)
-        .await
-        .map_err(|e| match e {
-            tessera_kafka::Error::Unreachable { .. } => Error::Connect {
-                what: "kafka",
-                key: "kafka_servers",
-                target: kafka.kafka_servers.join(","),
-                source: Box::new(e),
-            },
-            other => kafka_config_error(other),
-        })
+/// The [`Backends`] of `config`: documents in MongoDB or the embedded store, events from
+/// Kafka or the embedded event log.
+pub fn backends(config: &WpsConfig) -> Backends {
+    Backends::new(PREFIX, &config.mongo, &config.embedded).with_kafka(&config.kafka)
 }
 
 /// Opens the document store of `config`: `dao_factory` if given, else MongoDB when
@@ -176,33 +91,11 @@ pub async fn open_documents(
     dao_factory: Option<Arc<dyn DaoFactory>>,
     store: Option<EmbeddedStore>,
 ) -> Result<Documents> {
-    if let Some(factory) = dao_factory {
-        return Ok(Documents {
-            factory,
-            storage: Storage::Override,
-            embedded: None,
-            location: "an injected store".into(),
-        });
-    }
-    if config.uses_mongo() {
-        let factory = connect_mongo(config).await?;
-        return Ok(Documents {
-            location: format!("mongodb database {}", factory.db_name()),
-            factory: Arc::new(factory),
-            storage: Storage::Mongo,
-            embedded: None,
-        });
-    }
-    let store = match store {
-        Some(store) => store,
-        None => EmbeddedStore::from_config(&config.embedded).await?,
-    };
-    Ok(Documents {
-        location: store.path().display().to_string(),
-        factory: Arc::new(store.clone()),
-        storage: Storage::Embedded,
-        embedded: Some(store),
-    })
+    Ok(backends(config)
+        .with_documents(dao_factory)
+        .with_embedded(store)
+        .documents()
+        .await?)
 }
 
 /// The service's parts, built once per process.
@@ -223,9 +116,7 @@ pub struct Core {
     pub access_source: AccessSource,
     auth: AuthProvider,
     crypto: Arc<dyn TokenCrypto>,
-    /// The embedded store: given, opened for the documents, or opened for events later.
-    embedded: OnceCell<EmbeddedStore>,
-    bus: Option<Arc<dyn EventBus>>,
+    backends: Arc<Backends>,
 }
 
 impl fmt::Debug for Core {
@@ -257,8 +148,11 @@ pub async fn prepare_core(config: WpsConfig, overrides: Overrides) -> Result<Cor
     let signer = config.signer()?;
     let auth = config.auth_provider()?;
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let given_store = overrides.store;
-    let documents = open_documents(&config, overrides.dao_factory, given_store.clone()).await?;
+    let backends = backends(&config)
+        .with_documents(overrides.dao_factory)
+        .with_embedded(overrides.store)
+        .with_bus(overrides.bus);
+    let documents = backends.documents().await?;
     let names = config.collection_names();
     let daos = Daos::open(documents.factory.as_ref(), &names).await?;
     let grants = prepare_grants(&config, documents.factory.as_ref(), clock.clone()).await?;
@@ -283,16 +177,6 @@ pub async fn prepare_core(config: WpsConfig, overrides: Overrides) -> Result<Cor
         Arc::new(Es256Signer(signer)),
     )
     .with_clock(clock);
-    if config.uses_kafka() && documents.storage == Storage::Embedded {
-        tracing::warn!(
-            db = %documents.location,
-            group = %config.service_name,
-            "kafka_servers is set but mongo_dsn is empty: documents stay in a local file. \
-             That works on one machine only: consumers of the group elsewhere would each keep \
-             just their own partitions, and REST instances elsewhere would see none of it. \
-             Set mongo_dsn for more than one machine"
-        );
-    }
     tracing::info!(
         storage = ?documents.storage,
         db = %documents.location,
@@ -300,10 +184,6 @@ pub async fn prepare_core(config: WpsConfig, overrides: Overrides) -> Result<Cor
         access = ?access_source,
         "work package service prepared"
     );
-    let embedded = OnceCell::new();
-    if let Some(store) = documents.embedded.or(given_store) {
-        let _ = embedded.set(store);
-    }
     Ok(Core {
         config: Arc::new(config),
         store: documents.factory,
@@ -313,8 +193,7 @@ pub async fn prepare_core(config: WpsConfig, overrides: Overrides) -> Result<Cor
         access_source,
         auth,
         crypto,
-        embedded,
-        bus: overrides.bus,
+        backends: Arc::new(backends),
     })
 }
 
@@ -343,9 +222,9 @@ impl Core {
         rest::routes(self.rest_state())
     }
 
-    /// Binds and runs the REST API in the background.
-    pub async fn serve_rest(&self) -> Result<RunningServer> {
-        Ok(self.http_stack()?.serve(self.routes()).await?)
+    /// The REST API as a part.
+    pub fn rest_part(&self) -> Result<Part<Error>> {
+        Ok(Part::rest("rest", self.http_stack()?, self.routes()))
     }
 
     /// The event translator.
@@ -356,49 +235,37 @@ impl Core {
         ))
     }
 
-    /// The embedded store: the one given or opened for the documents, else opened now.
-    pub async fn embedded_store(&self) -> Result<&EmbeddedStore> {
-        self.embedded
-            .get_or_try_init(|| EmbeddedStore::from_config(&self.config.embedded))
-            .await
-            .map_err(Error::from)
+    /// The consumer group member of this instance.
+    pub fn consumer_identity(&self) -> ConsumerIdentity {
+        ConsumerIdentity {
+            service_name: self.config.service_name.clone(),
+            instance_id: self.config.service_instance_id.clone(),
+        }
     }
 
     /// The event bus: the override, else Kafka when `kafka_servers` is set (connected now;
     /// an unreachable broker names the key), else the embedded event log.
     pub async fn event_bus(&self) -> Result<(Arc<dyn EventBus>, Transport)> {
-        if let Some(bus) = &self.bus {
-            return Ok((bus.clone(), Transport::Override));
-        }
-        if self.config.uses_kafka() {
-            return Ok((
-                Arc::new(connect_kafka(&self.config).await?),
-                Transport::Kafka,
-            ));
-        }
-        let store = self.embedded_store().await?;
-        if self.storage == Storage::Mongo {
-            tracing::warn!(
-                log = %store.path().display(),
-                "mongo_dsn is set but kafka_servers is empty: events come from the embedded \
-                 event log, which only publishers writing to that file on this machine reach. \
-                 Set kafka_servers for more than one machine"
-            );
-        }
-        Ok((Arc::new(store.clone()), Transport::Embedded))
+        Ok(self.backends.event_bus(&self.consumer_identity()).await?)
+    }
+
+    /// The event consumer as a part: joins group `service_name` when it starts.
+    pub fn consumer_part(&self) -> Result<Part<Error>> {
+        Ok(Part::consumer(
+            "consumer",
+            self.backends.clone(),
+            self.consumer_identity(),
+            self.config.subscriber_config()?,
+            Arc::new(self.event_translator()?),
+        ))
     }
 
     /// Joins the consumer group `service_name` on the [`Core::event_bus`].
     pub async fn subscriber(&self) -> Result<Subscriber> {
-        let identity = ConsumerIdentity {
-            service_name: self.config.service_name.clone(),
-            instance_id: self.config.service_instance_id.clone(),
-        };
-        let (bus, transport) = self.event_bus().await?;
-        tracing::debug!(?transport, "event bus ready");
+        let (bus, _) = self.event_bus().await?;
         Ok(Subscriber::subscribe(
             bus,
-            identity,
+            self.consumer_identity(),
             self.config.subscriber_config()?,
             Arc::new(self.event_translator()?),
         )
@@ -412,59 +279,41 @@ impl Core {
         shutdown: watch::Receiver<bool>,
     ) -> Result<JoinHandle<Result<()>>> {
         let mut subscriber = self.subscriber().await?;
-        tracing::info!(group = %self.config.service_name, "event consumer started");
         Ok(tokio::spawn(async move {
-            let result = subscriber.run_until(stopped(shutdown)).await;
-            match &result {
-                Ok(()) => tracing::info!("event consumer stopped"),
-                Err(e) => tracing::error!(error = %e, "event consumer failed"),
-            }
-            result.map_err(Error::from)
+            let stop = Shutdown::from(shutdown).wait();
+            subscriber.run_until(stop).await.map_err(Error::from)
         }))
     }
 
-    /// Purges packages that expired more than `purge_retention_days` ago, now and then
-    /// hourly, until `shutdown` turns true; `None` when purging is off.
+    /// The purge as a part, when `purge_retention_days` is set: expired packages older than
+    /// the retention are deleted now and hourly.
+    pub fn purge_part(&self) -> Option<Part<Error>> {
+        let tick = self.purge_tick()?;
+        Some(Part::periodic("purge", Role::Rest, PURGE_INTERVAL, tick))
+    }
+
+    /// Runs the purge now and hourly until `shutdown` turns true; `None` when purging is
+    /// off.
     pub fn spawn_purge(&self, shutdown: watch::Receiver<bool>) -> Option<JoinHandle<()>> {
+        let tick = self.purge_tick()?;
+        Some(tokio::spawn(tessera_service::lifecycle::every(
+            PURGE_INTERVAL,
+            shutdown.into(),
+            tick,
+        )))
+    }
+
+    fn purge_tick(&self) -> Option<impl FnMut() -> BoxFuture<()> + Send + 'static> {
         let days = self.config.purge_retention_days?;
         let retention = TimeDelta::days(i64::from(days));
         let repository = self.repository.clone();
-        Some(tokio::spawn(async move {
-            let stop = stopped(shutdown);
-            tokio::pin!(stop);
-            loop {
+        Some(move || -> BoxFuture<()> {
+            let repository = repository.clone();
+            Box::pin(async move {
                 if let Err(e) = repository.purge_expired(retention).await {
                     tracing::error!(error = %e, "purging expired work packages failed");
                 }
-                tokio::select! {
-                    () = &mut stop => break,
-                    () = tokio::time::sleep(PURGE_INTERVAL) => {}
-                }
-            }
-        }))
-    }
-}
-
-/// Resolves once `shutdown` holds true (or its sender is gone).
-pub async fn stopped(mut shutdown: watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dsns_lose_credentials_and_options() {
-        assert_eq!(
-            redact_dsn("mongodb://ada:pw@h1:27017,h2/db?replicaSet=rs0&password=x"),
-            "mongodb://h1:27017,h2"
-        );
-        assert_eq!(
-            redact_dsn("mongodb+srv://u:p@w@cluster.example.org/"),
-            "mongodb+srv://cluster.example.org"
-        );
-        assert_eq!(redact_dsn("mongodb://db"), "mongodb://db");
-        assert_eq!(redact_dsn("db:27017"), "mongodb://db:27017");
+            })
+        })
     }
 }

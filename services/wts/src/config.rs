@@ -348,12 +348,7 @@ impl WtsConfig {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
-        if self.mongo.db_name.is_empty() {
-            return Err(invalid("db_name", "must not be empty"));
-        }
-        if self.mongo.mongo_timeout == Some(0) {
-            return Err(invalid("mongo_timeout", "must be at least 1"));
-        }
+        tessera_service::backends::validate_store(PREFIX, &self.mongo)?;
         if self.refresh_token_collection.is_empty() {
             return Err(invalid("refresh_token_collection", "must not be empty"));
         }
@@ -366,18 +361,14 @@ impl WtsConfig {
 
     /// Whether the refresh tokens live in MongoDB (`mongo_dsn` is set).
     pub fn uses_mongo(&self) -> bool {
-        !self.mongo.mongo_dsn.is_empty()
+        tessera_service::backends::uses_mongo(&self.mongo)
     }
 
     /// The collection name in the store: `refresh_token_collection` in MongoDB's `db_name`,
     /// `<db_name>.<refresh_token_collection>` on the embedded store, so that services
     /// sharing one file never collide.
     pub fn collection_name(&self) -> String {
-        if self.uses_mongo() {
-            self.refresh_token_collection.clone()
-        } else {
-            format!("{}.{}", self.mongo.db_name, self.refresh_token_collection)
-        }
+        tessera_service::backends::collection_name(&self.mongo, &self.refresh_token_collection)
     }
 
     /// The issuers of accepted user tokens.

@@ -9,8 +9,10 @@
 //! - [`session`]: the signed login session cookie.
 //! - [`rest`]: the HTTP translator, the `/aggregate` fan-out and the OpenAPI document.
 //! - [`prepare`]: the composition root; [`prepare::Overrides`] for tests.
-//! - [`run`]: running the service, and [`start_dev`] for `tessera dev`.
-//! - [`cli`]: the command line of the `wts` binary.
+//! - [`service`]: the service as `tessera-service` runs it (parts, commands, `tessera dev`).
+//! - [`run`]: starting a prepared core; [`start_dev`].
+//! - [`cli`]: `wts purge` and `wts generate-key` (the shared commands come from
+//!   `tessera-service`).
 
 pub mod cli;
 pub mod config;
@@ -18,6 +20,7 @@ pub mod identity;
 pub mod prepare;
 pub mod rest;
 pub mod run;
+pub mod service;
 pub mod session;
 
 pub use config::WtsConfig;
@@ -37,7 +40,7 @@ pub const COMMIT: &str = match option_env!("TESSERA_GIT_COMMIT") {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A config value is unusable.
-    #[error("invalid config key {key}: {message}")]
+    #[error("invalid config key {key:?} (env WTS_{}): {message}", key.to_uppercase())]
     Config {
         /// The key.
         key: &'static str,
@@ -47,18 +50,12 @@ pub enum Error {
     /// Loading the config failed.
     #[error(transparent)]
     Load(#[from] tessera_config::Error),
-    /// The embedded store failed to open.
-    #[error("embedded store")]
-    Embedded(#[from] tessera_embedded::Error),
+    /// Opening the store, running the parts or the command line failed.
+    #[error(transparent)]
+    Process(tessera_service::Error),
     /// The storage failed.
     #[error("storage")]
     Storage(#[from] tessera_kit::dao::Error),
-    /// MongoDB could not be reached or set up.
-    #[error("mongodb")]
-    Mongo(#[from] tessera_mongodb::Error),
-    /// The HTTP stack failed.
-    #[error(transparent)]
-    Http(#[from] tessera_http::Error),
     /// An IdP client could not be built.
     #[error(transparent)]
     Oidc(#[from] tessera_oidc::Error),
@@ -68,6 +65,32 @@ pub enum Error {
     /// Anything else.
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<tessera_service::Error> for Error {
+    fn from(err: tessera_service::Error) -> Self {
+        match err {
+            tessera_service::Error::Config { key, message, .. } => Self::Config { key, message },
+            tessera_service::Error::Load(e) => Self::Load(e),
+            other => Self::Process(other),
+        }
+    }
+}
+
+impl From<tessera_http::Error> for Error {
+    fn from(err: tessera_http::Error) -> Self {
+        Self::Process(tessera_service::Error::Http(err))
+    }
+}
+
+impl tessera_service::Failure for Error {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config { .. } | Self::Load(_) => 2,
+            Self::Process(e) => e.exit_code(),
+            _ => 1,
+        }
+    }
 }
 
 /// Result with this crate's [`Error`].

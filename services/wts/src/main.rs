@@ -1,5 +1,5 @@
-//! The `wts` binary; everything is in [`wts::cli`].
+//! `wts`: the shared service command line (`tessera-service`) over [`wts::Core`].
 
 fn main() -> std::process::ExitCode {
-    wts::cli::main()
+    tessera_service::cli::main::<wts::Core>()
 }

@@ -8,24 +8,21 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_embedded::EmbeddedStore;
-use tessera_http::{HttpStack, RunningServer};
-use tessera_kit::dao::{Dao, DaoFactory, JsonDao};
-use tessera_mongodb::MongoDaoFactory;
-use tessera_oidc::{AccessTokenRules, JwtAccessTokenValidator, KeyStore, OidcClient};
-use tessera_tokens::{
-    AccessTokenValidator, Clock, Fernet, IdentityResolver, Idp, RefreshTokenRecord, Settings,
-    SystemClock, TokenExchange, TokenService, refresh_token_spec,
-};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
-use crate::config::{IdentitySource, WtsConfig};
+use crate::config::{IdentitySource, PREFIX, WtsConfig};
 use crate::identity::{KubernetesIdentity, NoIdentity, StaticIdentity};
 use crate::rest::aggregate::Aggregator;
 use crate::rest::{self, RestState, openapi};
 use crate::session::SessionCodec;
 use crate::{Error, Result};
+use tessera_embedded::EmbeddedStore;
+use tessera_http::HttpStack;
+use tessera_kit::dao::{Dao, DaoFactory, JsonDao};
+use tessera_oidc::{AccessTokenRules, JwtAccessTokenValidator, KeyStore, OidcClient};
+use tessera_service::{Backends, Part, Role};
+use tessera_tokens::{
+    AccessTokenValidator, Clock, Fernet, IdentityResolver, Idp, RefreshTokenRecord, Settings,
+    SystemClock, TokenExchange, TokenService, refresh_token_spec,
+};
 
 /// Replacements for what [`prepare`] would build from the config.
 #[derive(Default)]
@@ -125,15 +122,12 @@ pub async fn prepare(config: WtsConfig, mut overrides: Overrides) -> Result<Core
         .clock
         .take()
         .unwrap_or_else(|| Arc::new(SystemClock));
-    let factory: Arc<dyn DaoFactory> = match (overrides.dao_factory.take(), overrides.store.take())
-    {
-        (Some(factory), _) => factory,
-        (None, Some(store)) => Arc::new(store),
-        (None, None) if config.uses_mongo() => {
-            Arc::new(MongoDaoFactory::connect(&config.mongo).await?)
-        }
-        (None, None) => Arc::new(EmbeddedStore::from_config(&config.embedded).await?),
-    };
+    let factory = Backends::new(PREFIX, &config.mongo, &config.embedded)
+        .with_documents(overrides.dao_factory.take())
+        .with_embedded(overrides.store.take())
+        .documents()
+        .await?
+        .factory;
     let dao = JsonDao::open(
         factory.as_ref(),
         refresh_token_spec(&config.collection_name()),
@@ -261,36 +255,26 @@ impl Core {
         rest::routes(self.rest_state())
     }
 
-    /// Binds and runs the REST API in the background.
-    pub async fn serve_rest(&self) -> Result<RunningServer> {
-        Ok(self.http_stack()?.serve(self.routes()).await?)
+    /// The REST API as a part.
+    pub fn rest_part(&self) -> Result<Part<Error>> {
+        Ok(Part::rest("rest", self.http_stack()?, self.routes()))
     }
 
-    /// Purges expired refresh tokens now and every `purge_interval_seconds` until
-    /// `shutdown` turns true; `None` when purging is off.
-    pub fn spawn_purge(&self, shutdown: watch::Receiver<bool>) -> Option<JoinHandle<()>> {
+    /// The purge of expired refresh tokens as a part (now and every
+    /// `purge_interval_seconds`); `None` when purging is off.
+    pub fn purge_part(&self) -> Option<Part<Error>> {
         let interval = match self.config.purge_interval_seconds {
             0 => return None,
             secs => Duration::from_secs(secs),
         };
         let service = self.service.clone();
-        Some(tokio::spawn(async move {
-            let stop = stopped(shutdown);
-            tokio::pin!(stop);
-            loop {
+        Some(Part::periodic("purge", Role::Rest, interval, move || {
+            let service = service.clone();
+            async move {
                 if let Err(e) = service.purge_expired().await {
                     tracing::error!(error = %tessera_http::error_chain(&e), "purging expired refresh tokens failed");
-                }
-                tokio::select! {
-                    () = &mut stop => break,
-                    () = tokio::time::sleep(interval) => {}
                 }
             }
         }))
     }
-}
-
-/// Resolves once `shutdown` holds true (or its sender is gone).
-pub async fn stopped(mut shutdown: watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
