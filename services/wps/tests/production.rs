@@ -898,3 +898,31 @@ fn settings_of_a_backend_that_is_not_selected_are_config_errors() {
         "an empty list is the embedded event log"
     );
 }
+
+#[test]
+fn serve_stops_the_rest_api_when_the_consumer_cannot_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    let port = closed_port();
+    let mut env = unreachable_env(&keys, dir.path());
+    env.push((
+        "WPS_KAFKA_SERVERS".into(),
+        format!(r#"["127.0.0.1:{port}"]"#),
+    ));
+    env.push(("WPS_LOG_LEVEL".into(), "INFO".into()));
+    let output = wps_command(dir.path(), &env, &["serve"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains("kafka_servers") && text.contains("WPS_KAFKA_SERVERS"),
+        "{text}"
+    );
+    // The REST API was listening, and stopped because its sibling failed.
+    let logs = String::from_utf8_lossy(&output.stdout);
+    let position = |needle: &str| {
+        logs.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not logged: {logs}"))
+    };
+    assert!(position("http server listening") < position("part failed to start"));
+    assert!(logs.contains(r#""part":"consumer""#), "{logs}");
+}
