@@ -128,6 +128,19 @@ pub fn load_config<S: Service>() -> Result<S::Config, S::Error> {
     Ok(config)
 }
 
+/// Loads `S`'s config from the given variables only (and the YAML file they name), and
+/// validates it; for tests.
+pub fn load_config_from<S: Service>(
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<S::Config, S::Error> {
+    let config: S::Config = tessera_config::Loader::new(<S::Config as ServiceConfig>::PREFIX)
+        .env(env)
+        .load()
+        .map_err(|e| S::Error::from(Error::Load(e)))?;
+    S::validate(&config)?;
+    Ok(config)
+}
+
 /// Prepares `S` from `config` and runs the parts of `selection` until a stop signal or a
 /// part ending.
 pub async fn run<S: Service>(config: S::Config, selection: Parts) -> Result<(), S::Error> {

@@ -185,17 +185,13 @@ impl WpsConfig {
     /// Loads the config: defaults < `WPS_CONFIG_YAML` (or `./.wps.yaml`, `~/.wps.yaml`) <
     /// `WPS_*` environment variables; then [`WpsConfig::validate`]s it.
     pub fn load() -> Result<Self> {
-        let config: Self = tessera_config::load(PREFIX)?;
-        config.validate()?;
-        Ok(config)
+        tessera_service::load_config::<crate::Core>()
     }
 
     /// Loads the config from the given variables only (and the YAML file they name); for
     /// tests.
     pub fn load_from_env(env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
-        let config: Self = tessera_config::Loader::new(PREFIX).env(env).load()?;
-        config.validate()?;
-        Ok(config)
+        tessera_service::load_config_from::<crate::Core>(env)
     }
 
     /// Checks every value that loading alone cannot: the keys parse, the URL is http(s),

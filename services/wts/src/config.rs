@@ -266,16 +266,12 @@ impl WtsConfig {
     /// Loads the config: defaults < `WTS_CONFIG_YAML` (or `./.wts.yaml`, `~/.wts.yaml`) <
     /// `WTS_*` environment variables; then [`WtsConfig::validate`]s it.
     pub fn load() -> Result<Self> {
-        let config: Self = tessera_config::load(PREFIX)?;
-        config.validate()?;
-        Ok(config)
+        tessera_service::load_config::<crate::Core>()
     }
 
     /// Loads the config from the given variables only (and the YAML file they name).
     pub fn load_from_env(env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
-        let config: Self = tessera_config::Loader::new(PREFIX).env(env).load()?;
-        config.validate()?;
-        Ok(config)
+        tessera_service::load_config_from::<crate::Core>(env)
     }
 
     /// Checks what loading alone cannot: URLs, the Fernet key, unique IdP names, the

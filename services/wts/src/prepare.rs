@@ -242,22 +242,11 @@ impl Core {
         self.rest.clone()
     }
 
-    /// The HTTP stack (middleware, `/health`, `/metrics`, OpenAPI, docs) for this config.
-    pub fn http_stack(&self) -> Result<HttpStack> {
-        Ok(HttpStack::new(
-            self.config.http.clone(),
-            openapi::document(),
-        )?)
-    }
-
-    /// The routes to hand to [`HttpStack::app`] or [`HttpStack::serve`].
-    pub fn routes(&self) -> impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static {
-        rest::routes(self.rest_state())
-    }
-
-    /// The REST API as a part.
+    /// The REST API as a part: the routes in the HTTP stack (middleware, error shapes,
+    /// `/health`, `/metrics`, OpenAPI, docs).
     pub fn rest_part(&self) -> Result<Part<Error>> {
-        Ok(Part::rest("rest", self.http_stack()?, self.routes()))
+        let stack = HttpStack::new(self.config.http.clone(), openapi::document())?;
+        Ok(Part::rest("rest", stack, rest::routes(self.rest_state())))
     }
 
     /// The purge of expired refresh tokens as a part (now and every
