@@ -1,7 +1,6 @@
 //! The object storage contract on the local file-system store, with its presigned URLs
 //! served by the actix scope (feature `http`) on a real socket.
 
-#![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use actix_web::{App, HttpServer};
@@ -93,5 +92,28 @@ async fn the_scope_answers_s3_like_errors() {
             .unwrap()
             .contains("<Code>NoSuchKey</Code>")
     );
+    server.stop(true).await;
+}
+
+/// A real S3 client's HTTP stack (botocore, `scripts/interop/s3_interop.py`) uploads and
+/// downloads through the local store's presigned URLs.
+#[tokio::test(flavor = "multi_thread")]
+async fn botocore_through_presigned_urls_on_the_local_store() {
+    let oracle = tessera_test_support::interop::Oracle::new("s3_interop.py");
+    if !oracle.available("botocore_through_presigned_urls_on_the_local_store") {
+        return;
+    }
+    let (store, _dir, server) = served().await;
+    let send = |request: &tessera_kit::objects::PresignedRequest, body: &[u8]| {
+        tessera_test_support::interop::botocore_send(
+            &oracle,
+            request.method,
+            &request.url,
+            &request.headers,
+            body,
+        )
+    };
+    tessera_kit::testsuite::presign_interop_suite(&store, ObjectSuiteOptions::STRICT, &send).await;
+    assert_eq!(store.pending_uploads().unwrap(), 0);
     server.stop(true).await;
 }

@@ -621,3 +621,56 @@ pub async fn object_large_suite(store: &dyn ObjectStore) {
         "object_large_suite: put {put_time:?}, get {get_time:?} (not a benchmark)"
     );
 }
+
+/// Sends a presigned request with an independent S3 client and returns status and body.
+pub type SendPresigned<'a> = &'a (dyn Fn(&PresignedRequest, &[u8]) -> (u16, Vec<u8>) + Sync);
+
+/// Presigned URLs used by an independent client (`send`, e.g. botocore): an upload as bound
+/// is stored, a download returns it, a missing object is 404, and an upload whose body does
+/// not match the bound MD5 is refused when the server checks it.
+pub async fn presign_interop_suite(
+    store: &dyn ObjectStore,
+    options: ObjectSuiteOptions,
+    send: SendPresigned<'_>,
+) {
+    let prefix = format!("interop-{}", super::suffix());
+    let k = key(&prefix, "via-presigned.bin");
+    let data: Vec<u8> = (0..70_000u32).map(|i| (i * 31 % 256) as u8).collect();
+    let put = PresignPut {
+        md5: md5_of(&data),
+        content_type: "application/x-interop".to_owned(),
+        length: data.len() as u64,
+        expires_in: Duration::from_secs(120),
+    };
+    let request = store.presign_put(&k, &put).await.unwrap();
+
+    if options.checks_body_md5 {
+        let mut wrong = data.clone();
+        wrong[0] ^= 1;
+        let (status, _) = send(&request, &wrong);
+        assert!(
+            (400..500).contains(&status),
+            "a body that does not match the bound MD5 is refused, got {status}"
+        );
+        if !options.discards_refused_body {
+            store.delete(&k).await.unwrap();
+        }
+    }
+    let (status, body) = send(&request, &data);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(get_bytes(store, &k).await, data);
+
+    let get = store
+        .presign_get(&k, Duration::from_secs(120))
+        .await
+        .unwrap();
+    let (status, body) = send(&get, &[]);
+    assert_eq!(status, 200);
+    assert!(body == data, "the presigned download returns the object");
+    let missing = store
+        .presign_get(&key(&prefix, "missing"), Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(send(&missing, &[]).0, 404);
+    store.delete(&k).await.unwrap();
+}
