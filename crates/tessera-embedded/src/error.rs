@@ -31,6 +31,16 @@ pub enum Error {
     /// longer commit.
     #[error("another member holds the lease of consumer group {group:?}")]
     LeaseLost { group: String },
+    /// A file of the local object store could not be read or written.
+    #[error("i/o error on {path:?}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is unusable; the message names the key.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// A value could not be encoded as JSON.
     #[error("cannot encode json")]
     Json(#[from] serde_json::Error),

@@ -42,14 +42,21 @@
 //!   polls with a backoff from 5 to 200 ms, and wakes at once on a publish from the same
 //!   process.
 //! - **Operators**: [`EmbeddedStore::event_log`] reads the log without touching offsets.
+//! - **Objects** ([`objects`]): [`LocalObjectStore`], the object storage protocol on a
+//!   directory beside the database (atomic writes, confined keys, HMAC-presigned URLs), and
+//!   with feature `http` the actix scope that serves those URLs ([`objects_http`]).
 //!
 //! Layout: `pool` (connections, pragmas, internal schema, [`EmbeddedOptions`]), `dao`,
-//! [`events`], `config` ([`EmbeddedConfig`]), `error` ([`Error`]).
+//! [`events`], [`objects`], `objects_http`, `config` ([`EmbeddedConfig`]), `error`
+//! ([`Error`]).
 
 mod config;
 mod dao;
 mod error;
 pub mod events;
+pub mod objects;
+#[cfg(feature = "http")]
+pub mod objects_http;
 mod pool;
 
 use std::path::Path;
@@ -58,6 +65,7 @@ use std::sync::Arc;
 pub use config::{DEFAULT_DB_PATH, EmbeddedConfig};
 pub use error::{Error, Result};
 pub use events::{EmbeddedSource, EventLog, LoggedEvent};
+pub use objects::{LocalObjectStore, LocalObjectsConfig};
 pub use pool::{Durability, EmbeddedOptions};
 
 use pool::Inner;

@@ -19,6 +19,12 @@ use crate::events::{
 };
 use crate::subscriber::{Outcome, Subscriber, SubscriberConfig};
 
+mod objects;
+pub use objects::{
+    LARGE_MEMORY_BOUND, ObjectSuiteOptions, SendPresigned, body, generated, generated_md5, md5_of,
+    object_large_suite, object_suite, presign_interop_suite,
+};
+
 /// How long a suite waits for one event before it calls the provider broken.
 pub const EVENT_WAIT: Duration = Duration::from_secs(30);
 

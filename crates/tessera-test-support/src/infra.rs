@@ -9,6 +9,14 @@ pub const MONGO_URL: &str = "TESSERA_TEST_MONGO_URL";
 pub const KAFKA_SERVERS: &str = "TESSERA_TEST_KAFKA_SERVERS";
 /// An S3-compatible server: `http://host:port`.
 pub const S3_URL: &str = "TESSERA_TEST_S3_URL";
+/// The bucket both S3 servers start with.
+pub const S3_BUCKET: &str = "TESSERA_TEST_S3_BUCKET";
+/// An S3-compatible server that verifies SigV4 signatures (s3s-fs): `http://host:port`.
+pub const S3S_URL: &str = "TESSERA_TEST_S3S_URL";
+/// The only access key s3s-fs accepts.
+pub const S3S_ACCESS_KEY: &str = "TESSERA_TEST_S3S_ACCESS_KEY";
+/// Its secret key.
+pub const S3S_SECRET_KEY: &str = "TESSERA_TEST_S3S_SECRET_KEY";
 /// An OpenID provider's issuer: `http://host:port`.
 pub const OIDC_ISSUER: &str = "TESSERA_TEST_OIDC_ISSUER";
 

@@ -91,6 +91,36 @@ impl Oracle {
     }
 }
 
+/// Sends one presigned request with botocore's HTTP session through
+/// `scripts/interop/s3_interop.py` (a real S3 client's stack, not reqwest) and returns the
+/// status and body. The caller checked [`Oracle::available`].
+pub fn botocore_send(
+    oracle: &Oracle,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| (name.clone(), Value::from(value.as_str())))
+        .collect();
+    let request = serde_json::json!({
+        "method": method, "url": url, "headers": headers, "body_b64": b64.encode(body),
+    });
+    let answer = oracle.run_with_request("send", &request);
+    let status = answer["status"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok());
+    let body = answer["body_b64"].as_str().and_then(|b| b64.decode(b).ok());
+    match (status, body) {
+        (Some(status), Some(body)) => (status, body),
+        _ => panic!("s3_interop.py send answered {answer}"),
+    }
+}
+
 /// A request in the temp dir, removed when dropped (also when the oracle fails the test).
 struct RequestFile(PathBuf);
 

@@ -5,7 +5,8 @@
 //!   interpreter from `TESSERA_PYTHON`, default `python3`), checked with the script's
 //!   `check` command and run with JSON out.
 //! - [`infra`]: the real servers of `scripts/test-infra` (`TESSERA_TEST_MONGO_URL`,
-//!   `TESSERA_TEST_KAFKA_SERVERS`, `TESSERA_TEST_S3_URL`, `TESSERA_TEST_OIDC_ISSUER`).
+//!   `TESSERA_TEST_KAFKA_SERVERS`, `TESSERA_TEST_S3_URL`, `TESSERA_TEST_S3S_URL` and its
+//!   credentials, `TESSERA_TEST_S3_BUCKET`, `TESSERA_TEST_OIDC_ISSUER`).
 //!
 //! Both follow one rule: what a test needs but cannot have makes it print
 //! `SKIPPED: <test>: <reason>` and return, unless the matching `TESSERA_REQUIRE_INTEROP=1`

@@ -1,8 +1,9 @@
 //! The CLI's own configuration, and the generated example configuration of every service.
 
 use serde::{Deserialize, Serialize};
-use tessera_embedded::EmbeddedConfig;
+use tessera_embedded::{EmbeddedConfig, LocalObjectsConfig};
 use tessera_http::LogConfig;
+use tessera_s3::S3Config;
 
 /// Environment prefix and file name of the CLI's configuration.
 pub const PREFIX: &str = "tessera";
@@ -14,6 +15,12 @@ pub struct TesseraConfig {
     pub embedded: EmbeddedConfig,
     #[serde(flatten)]
     pub log: LogConfig,
+    /// The local object store (`tessera objects`), used when `s3_bucket` is empty.
+    #[serde(flatten)]
+    pub objects: LocalObjectsConfig,
+    /// The S3 object store (`tessera objects`), used when `s3_bucket` is set.
+    #[serde(flatten)]
+    pub s3: S3Config,
 }
 
 /// The header of one section of example-config.yaml.

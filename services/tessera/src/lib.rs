@@ -5,6 +5,7 @@
 //! - [`events`]: `tessera events publish|tail` against the configured event bus.
 //! - [`dev`]: `tessera dev`: every service on its embedded defaults in one process
 //!   ([`services`] says which).
+//! - [`objects`]: `tessera objects put|get|ls|rm|presign` on the configured object store.
 //! - [`token`]: `tessera token mint`: internal user tokens for development.
 //! - `tessera config example`: the generated `example-config.yaml`.
 
@@ -12,6 +13,7 @@ pub mod config;
 pub mod dev;
 pub mod events;
 pub mod keys;
+pub mod objects;
 pub mod services;
 pub mod token;
 
@@ -30,6 +32,10 @@ pub enum Error {
     Embedded(#[from] tessera_embedded::Error),
     #[error(transparent)]
     Events(#[from] tessera_kit::events::Error),
+    #[error(transparent)]
+    Objects(#[from] tessera_kit::objects::Error),
+    #[error(transparent)]
+    S3(#[from] tessera_s3::Error),
     #[error(transparent)]
     Crypt(#[from] tessera_crypt::Error),
     #[error(transparent)]
@@ -85,6 +91,9 @@ pub enum Command {
     /// Publish events to, or read them from, the configured event bus
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// Upload, download, list and delete objects in the configured object store
+    #[command(subcommand)]
+    Objects(objects::ObjectsCommand),
     /// Run every service on its embedded defaults in one process and print their URLs
     Dev(dev::DevArgs),
     /// Mint internal user tokens for development and tests
@@ -113,6 +122,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Events(cmd) => events::run(&config, cmd).await,
+        Command::Objects(cmd) => objects::run(&config, cmd).await,
         Command::Dev(args) => dev::run(&config, args).await,
         Command::Token(cmd) => token::run(&config, cmd),
         Command::Config(ConfigCommand::Example) => {
