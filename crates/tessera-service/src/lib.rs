@@ -9,6 +9,7 @@
 //! - [`lifecycle`]: starting the parts a command asks for, one stop signal per part, stopping
 //!   them in order within a deadline, the failure of one part stopping the others, and the
 //!   parts' states at `/health`;
+//! - [`objects`]: the object store (S3 or a local directory) from its config fragments;
 //! - [`cli`]: the command line every service shares (`serve`, `run-rest`, `consume-events`,
 //!   `run-workers`, `migrate-db`, `config example|check`, `--help` with every key), exit
 //!   codes 0/1/2 and the cause chain on failure;
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod dev;
 mod error;
 pub mod lifecycle;
+pub mod objects;
 
 use std::fmt;
 

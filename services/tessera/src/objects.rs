@@ -10,11 +10,9 @@ use clap::Subcommand;
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use serde_json::json;
-use tessera_embedded::LocalObjectStore;
 use tessera_kit::objects::{
     ByteRange, ByteStream, ContentMd5, ObjectKey, ObjectStore, PresignPut, PutRequest,
 };
-use tessera_s3::S3ObjectStore;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::{Error, Result, TesseraConfig};
@@ -75,13 +73,10 @@ pub enum ObjectsCommand {
 
 /// The configured store: S3 when `s3_bucket` is set, else the local directory.
 pub async fn open_store(config: &TesseraConfig) -> Result<Arc<dyn ObjectStore>> {
-    if config.s3.s3_bucket.trim().is_empty() {
-        Ok(Arc::new(
-            LocalObjectStore::from_config(&config.objects).await?,
-        ))
-    } else {
-        Ok(Arc::new(S3ObjectStore::new(&config.s3)?))
-    }
+    let objects =
+        tessera_service::objects::open_objects(crate::config::PREFIX, &config.s3, &config.objects)
+            .await?;
+    Ok(objects.store)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
