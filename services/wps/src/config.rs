@@ -69,6 +69,12 @@ pub struct WpsConfig {
     /// The collection of database version records (hexkit's `MigrationManager` shape),
     /// written by `migrate-db`.
     pub db_version_collection: String,
+    /// Seconds `migrate-db` waits between two looks at a lock held by another run (required
+    /// in the original; 5 here).
+    pub migration_wait_sec: u64,
+    /// The longest `migrate-db` waits for another run's lock in all; null waits as long as
+    /// it is held, as the original does.
+    pub migration_max_wait_sec: Option<u64>,
     /// Days a work package stays valid at most.
     pub work_package_valid_days: u32,
     /// Seconds from `iat` to `exp` of a work order token (a constant 30 in the original).
@@ -93,7 +99,11 @@ pub struct WpsConfig {
     pub accession_map_topic: String,
     /// Retries of a failed event before it is dead-lettered (or stops the consumer).
     pub kafka_max_retries: u32,
-    /// Send events that fail for good to `kafka_dlq_topic` (and read `retry-<service_name>`).
+    /// Send events that fail for good to `kafka_dlq_topic` (and read `retry-<service_name>`)
+    /// instead of stopping the consumer; on by default (the original's default is off, so one
+    /// malformed event stopped its consumer at every restart). On the embedded bus the
+    /// dead letters are the topic's entries in the event log (`tessera events tail --topic
+    /// dlq`).
     pub kafka_enable_dlq: bool,
     /// The dead-letter topic.
     pub kafka_dlq_topic: String,
@@ -133,6 +143,8 @@ impl Default for WpsConfig {
             },
             collections: Collections::default(),
             db_version_collection: "wpsDbVersions".into(),
+            migration_wait_sec: 5,
+            migration_max_wait_sec: None,
             work_package_valid_days: 30,
             wot_lifetime_seconds: 30,
             purge_retention_days: None,
@@ -144,7 +156,7 @@ impl Default for WpsConfig {
             research_data_upload_box_topic: "upload-boxes".into(),
             accession_map_topic: "file-accession-mappings".into(),
             kafka_max_retries: 0,
-            kafka_enable_dlq: false,
+            kafka_enable_dlq: true,
             kafka_dlq_topic: "dlq".into(),
             kafka_retry_backoff: 0,
             kafka: KafkaSettings::default(),
@@ -213,6 +225,9 @@ impl WpsConfig {
         if self.db_version_collection.is_empty() {
             return Err(invalid("db_version_collection", "must not be empty"));
         }
+        if self.migration_wait_sec == 0 {
+            return Err(invalid("migration_wait_sec", "must be at least 1"));
+        }
         self.validate_backends()?;
         if self.work_package_valid_days == 0 {
             return Err(invalid("work_package_valid_days", "must be at least 1"));
@@ -260,6 +275,14 @@ impl WpsConfig {
     /// [`WpsConfig::collection_names`]).
     pub fn version_collection_name(&self) -> String {
         tessera_service::backends::collection_name(&self.mongo, &self.db_version_collection)
+    }
+
+    /// How `migrate-db` waits for another run's lock.
+    pub fn lock_wait(&self) -> crate::migrate::LockWait {
+        crate::migrate::LockWait {
+            interval: Duration::from_secs(self.migration_wait_sec),
+            max: self.migration_max_wait_sec.map(Duration::from_secs),
+        }
     }
 
     /// The work order signer from `work_package_signing_key`.

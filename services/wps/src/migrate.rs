@@ -16,7 +16,7 @@
 //!   the original's `migrate-db` converts it;
 //! - above 2: refused (written by a newer service).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::Serialize;
@@ -129,7 +129,7 @@ pub async fn migrate_on(config: &WpsConfig, factory: &dyn DaoFactory) -> Result<
                      the original service's migrate-db to convert them to version {DB_VERSION}"
                 )));
             }
-            initialize(versions.as_ref(), &version_collection).await?
+            initialize(versions.as_ref(), &version_collection, config.lock_wait()).await?
         }
         v if v > DB_VERSION => {
             return Err(Error::Migration(format!(
@@ -200,23 +200,61 @@ fn iso_now() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
 }
 
-/// Records versions 1 and 2 under hexkit's lock; returns them, or nothing when another run
-/// did it meanwhile.
-async fn initialize(versions: &dyn DocumentDao, collection: &str) -> Result<Vec<i64>> {
+/// How long to wait for another run's lock (hexkit's `migration_wait_sec` and
+/// `migration_max_wait_sec`).
+#[derive(Debug, Clone, Copy)]
+pub struct LockWait {
+    /// The pause between two looks at the lock.
+    pub interval: Duration,
+    /// The longest wait in all; `None` waits as long as the lock is held.
+    pub max: Option<Duration>,
+}
+
+/// Takes hexkit's lock, waiting while another run holds it; `false` when that run brought
+/// the database to this version meanwhile (nothing left to do).
+async fn acquire(versions: &dyn DocumentDao, collection: &str, wait: LockWait) -> Result<bool> {
     let started = Instant::now();
-    let mut lock = Map::new();
-    lock.insert("id".into(), json!(LOCK_ID));
-    lock.insert("lock_acquired".into(), json!(true));
-    lock.insert("acquired_at".into(), json!(iso_now()));
-    match versions.insert(lock).await {
-        Ok(()) => {}
-        Err(dao::Error::AlreadyExists { .. }) => {
+    loop {
+        let mut lock = Map::new();
+        lock.insert("id".into(), json!(LOCK_ID));
+        lock.insert("lock_acquired".into(), json!(true));
+        lock.insert("acquired_at".into(), json!(iso_now()));
+        match versions.insert(lock).await {
+            Ok(()) => return Ok(true),
+            Err(dao::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let waited = started.elapsed();
+        if wait.max.is_some_and(|max| waited + wait.interval > max) {
             return Err(Error::Migration(format!(
-                "another migration holds the lock (the document with _id 0 in {collection:?}); \
-                 run migrate-db again when it is done, or delete that document if it is stale"
+                "another migration holds the lock (the document with _id 0 in {collection:?}) \
+                 and did not finish within migration_max_wait_sec ({} s); run migrate-db \
+                 again when it is done, or delete that document if it is stale",
+                wait.max.map_or(0, |max| max.as_secs())
             )));
         }
-        Err(e) => return Err(e.into()),
+        tracing::info!(
+            collection,
+            waited_secs = waited.as_secs(),
+            "another migration holds the lock; waiting"
+        );
+        tokio::time::sleep(wait.interval).await;
+        if current_version(versions).await? == DB_VERSION {
+            return Ok(false);
+        }
+    }
+}
+
+/// Records versions 1 and 2 under hexkit's lock; returns them, or nothing when another run
+/// did it meanwhile.
+async fn initialize(
+    versions: &dyn DocumentDao,
+    collection: &str,
+    wait: LockWait,
+) -> Result<Vec<i64>> {
+    let started = Instant::now();
+    if !acquire(versions, collection, wait).await? {
+        return Ok(Vec::new());
     }
     let result = record_initial_versions(versions, started).await;
     let released = versions.delete(&LOCK_ID.to_string()).await;

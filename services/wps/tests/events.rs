@@ -342,7 +342,7 @@ async fn invalid_events_go_to_the_dead_letter_topic_and_later_ones_are_handled()
 
 #[tokio::test]
 async fn without_a_dead_letter_topic_a_bad_event_stops_the_consumer() {
-    let f = fixture(|_| {}).await;
+    let f = fixture(|c| c.kafka_enable_dlq = false).await;
     let mut sub = f.subscriber().await;
     f.publish(event(
         "metadata-datasets",
@@ -380,7 +380,8 @@ async fn the_spawned_consumer_applies_events_and_stops_on_request() {
 
 #[tokio::test]
 async fn a_consumer_failure_ends_the_running_service_with_an_error() {
-    let f = fixture(|_| {}).await;
+    // Without the dead-letter topic (on by default), a failed event stops the consumer.
+    let f = fixture(|c| c.kafka_enable_dlq = false).await;
     f.publish(event(
         "metadata-datasets",
         "dataset_created",
@@ -425,4 +426,65 @@ async fn start_dev_serves_and_consumes_until_stopped() {
     );
     running.stop().await.unwrap();
     assert!(reqwest::get(format!("{url}/health")).await.is_err());
+}
+
+#[actix_web::test]
+async fn by_default_a_malformed_event_is_dead_lettered_and_the_service_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = common::Keys::generate();
+    let config = common::config(&keys, &dir.path().join("dev.sqlite"));
+    assert!(config.kafka_enable_dlq, "dead-lettering is the default");
+    let store = EmbeddedStore::open(&config.embedded.embedded_db_path).unwrap();
+    let daos = Daos::open(&store, &config.embedded_collections())
+        .await
+        .unwrap();
+    let running = wps::start_dev(config, store.clone()).await.unwrap();
+    let url = running.url().unwrap();
+    let mut no_description = dataset_payload("GHGAD8", &[("GHGAF8", ".json")]);
+    no_description
+        .as_object_mut()
+        .unwrap()
+        .remove("description");
+    store
+        .publish(event(
+            "metadata-datasets",
+            "dataset_created",
+            "GHGAD8",
+            no_description,
+        ))
+        .await
+        .unwrap();
+    store
+        .publish(event(
+            "metadata-datasets",
+            "dataset_created",
+            "GHGAD1",
+            dataset_payload("GHGAD1", &[("GHGAF1", ".json")]),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        wait_for_dataset(&daos, "GHGAD1").await,
+        "the event after the malformed one was never applied"
+    );
+    let dead = store
+        .event_log()
+        .tail(&[Topic::try_from("dlq").unwrap()], 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let letter = dead[0].event.as_ref().unwrap();
+    assert_eq!(letter.key, "GHGAD8");
+    assert_eq!(
+        letter.headers.get("original_topic").map(String::as_str),
+        Some("metadata-datasets")
+    );
+    let health = reqwest::get(format!("{url}/health")).await.unwrap();
+    assert_eq!(
+        health.status(),
+        200,
+        "the REST API and the consumer still run"
+    );
+    assert!(not_found(daos.datasets.get_by_id("GHGAD8").await));
+    running.stop().await.unwrap();
 }
