@@ -1,6 +1,7 @@
 //! `migrate-db` waits for another run's lock (`migration_wait_sec`,
 //! `migration_max_wait_sec`), as hexkit's `MigrationManager` does.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns
 mod common;
 
 use std::time::{Duration, Instant};
