@@ -72,3 +72,26 @@ fn dev_runs_every_service_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_port_in_use_is_named_with_its_cause_and_nothing_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["dev", "--base-port", &port.to_string()])
+        .current_dir(dir.path())
+        .env_remove("TESSERA_CONFIG_YAML")
+        .env_remove("TESSERA_EMBEDDED_DB_PATH")
+        .env("TESSERA_LOG_LEVEL", "OFF")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("service wps failed"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot bind 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("in use"), "{stderr}");
+}
