@@ -522,4 +522,26 @@ mod tests {
         assert!(check_content_type("").is_err());
         assert!(check_content_type("a\nb").is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever the input, an accepted key is a relative path of plain components that
+        /// stays under any root, and parsing is the identity on it.
+        #[test]
+        fn accepted_keys_stay_under_the_root(raw in "[a-z./\\\\:@+=,~%\\x00\\n -]{0,24}") {
+            if let Ok(key) = ObjectKey::parse(raw.clone()) {
+                proptest::prop_assert_eq!(key.as_str(), raw.as_str());
+                let root = std::path::Path::new("/root");
+                let joined = root.join(key.as_str());
+                proptest::prop_assert!(joined.starts_with(root));
+                for component in std::path::Path::new(key.as_str()).components() {
+                    proptest::prop_assert!(
+                        matches!(component, std::path::Component::Normal(_)),
+                        "{:?} in {:?}", component, raw
+                    );
+                }
+                proptest::prop_assert!(!raw.contains('\\') && !raw.contains('\0'));
+                proptest::prop_assert!(check_prefix(key.as_str()).is_ok());
+            }
+        }
+    }
 }
