@@ -32,13 +32,13 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
-use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tessera_config::Secret;
 use tessera_kit::objects::{
     self, ByteRange, ByteStream, ContentMd5, GetObject, ObjectKey, ObjectMeta, ObjectStore,
-    PresignPut, PresignedRequest, PutRequest, check_content_type, check_expiry, check_prefix,
+    PresignPut, PresignedRequest, PutRequest, UploadCheck, check_content_type, check_expiry,
+    check_prefix,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -500,13 +500,7 @@ impl ObjectStore for LocalObjectStore {
         mut body: ByteStream,
         request: PutRequest,
     ) -> objects::Result<ObjectMeta> {
-        if let Some(content_type) = &request.content_type {
-            check_content_type(content_type)?;
-        }
-        let refused = |reason: String| objects::Error::PreconditionFailed {
-            key: key.to_string(),
-            reason,
-        };
+        let mut check = UploadCheck::new(key, &request)?;
         let mut temp = TempFile::new(&self.inner.tmp);
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -514,40 +508,11 @@ impl ObjectStore for LocalObjectStore {
             .open(&temp.path)
             .await
             .map_err(backend)?;
-        let mut hasher = Md5::new();
-        let mut total: u64 = 0;
-        while let Some(chunk) = body.next().await {
-            let chunk: Bytes = match chunk {
-                Ok(chunk) => chunk,
-                Err(objects::Error::Body(source)) => return Err(objects::Error::Body(source)),
-                Err(other) => return Err(objects::Error::Body(Box::new(other))),
-            };
-            total += chunk.len() as u64;
-            if total > request.length {
-                return Err(refused(format!(
-                    "the body is longer than the declared {} bytes",
-                    request.length
-                )));
-            }
-            hasher.update(&chunk);
+        while let Some(item) = body.next().await {
+            let chunk = check.chunk(item)?;
             file.write_all(&chunk).await.map_err(backend)?;
         }
-        if total != request.length {
-            return Err(refused(format!(
-                "the body has {total} bytes, not the declared {}",
-                request.length
-            )));
-        }
-        let md5 = ContentMd5(hasher.finalize().into());
-        if let Some(expected) = request.md5
-            && expected != md5
-        {
-            return Err(refused(format!(
-                "the body's MD5 is {}, not the declared {}",
-                md5.to_base64(),
-                expected.to_base64()
-            )));
-        }
+        check.finish()?;
         file.sync_all().await.map_err(backend)?;
         drop(file);
 

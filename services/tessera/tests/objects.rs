@@ -163,6 +163,26 @@ fn errors_name_the_problem() {
     assert_eq!(s.pending_uploads().unwrap(), 0);
 }
 
+/// `tessera objects put KEY - --length LEN`, reading its standard input from a pipe.
+fn put_from_stdin(dir: &Path, key: &ObjectKey, len: usize) -> std::process::Child {
+    command(
+        dir,
+        &[
+            "objects",
+            "put",
+            key.as_str(),
+            "-",
+            "--length",
+            &len.to_string(),
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
 /// SIGKILL during `tessera objects put` from a slow standard input: afterwards no object
 /// (neither by head, get nor list) is visible; only a temp file is left, which the store's
 /// purge removes. The same upload completed makes the object visible, so the check can fail.
@@ -174,22 +194,7 @@ fn a_killed_upload_leaves_no_visible_object() {
     let key = ObjectKey::parse("uploads/killed.bin").unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
 
-    let mut child = command(
-        dir.path(),
-        &[
-            "objects",
-            "put",
-            key.as_str(),
-            "-",
-            "--length",
-            &LEN.to_string(),
-        ],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = put_from_stdin(dir.path(), &key, LEN);
     let mut stdin = child.stdin.take().unwrap();
     // Half the object, then wait until the upload is in progress (its temp file exists).
     stdin.write_all(&data[..LEN / 2]).unwrap();
@@ -226,21 +231,7 @@ fn a_killed_upload_leaves_no_visible_object() {
     assert_eq!(s.pending_uploads().unwrap(), 0);
 
     // Control: the same upload, not killed, is visible.
-    let mut child = command(
-        dir.path(),
-        &[
-            "objects",
-            "put",
-            key.as_str(),
-            "-",
-            "--length",
-            &LEN.to_string(),
-        ],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = put_from_stdin(dir.path(), &key, LEN);
     child.stdin.take().unwrap().write_all(&data).unwrap();
     ok(&child.wait_with_output().unwrap());
     assert_eq!(rt.block_on(s.head(&key)).unwrap().size, LEN as u64);
