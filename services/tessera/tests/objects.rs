@@ -236,3 +236,65 @@ fn a_killed_upload_leaves_no_visible_object() {
     ok(&child.wait_with_output().unwrap());
     assert_eq!(rt.block_on(s.head(&key)).unwrap().size, LEN as u64);
 }
+
+/// The same commands on S3 (s3s-fs) when `s3_bucket` is configured, through `TESSERA_S3_*`.
+#[test]
+fn the_commands_work_on_s3_when_a_bucket_is_configured() {
+    use tessera_test_support::infra;
+    let Some(url) = infra::server(infra::S3S_URL) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = |args: &[&str]| {
+        command(dir.path(), args)
+            .env("TESSERA_S3_ENDPOINT_URL", &url)
+            .env(
+                "TESSERA_S3_BUCKET",
+                std::env::var(infra::S3_BUCKET).unwrap(),
+            )
+            .env(
+                "TESSERA_S3_ACCESS_KEY_ID",
+                std::env::var(infra::S3S_ACCESS_KEY).unwrap(),
+            )
+            .env(
+                "TESSERA_S3_SECRET_ACCESS_KEY",
+                std::env::var(infra::S3S_SECRET_KEY).unwrap(),
+            )
+            .output()
+            .unwrap()
+    };
+    let prefix = format!("cli-{}", std::process::id());
+    let key = format!("{prefix}/x.txt");
+    let file = dir.path().join("x.txt");
+    std::fs::write(&file, b"via the configured bucket").unwrap();
+    ok(&s3(&[
+        "objects",
+        "put",
+        &key,
+        file.to_str().unwrap(),
+        "--content-type",
+        "text/plain",
+    ]));
+    assert_eq!(
+        ok(&s3(&["objects", "get", &key])),
+        "via the configured bucket"
+    );
+    let listed = ok(&s3(&["objects", "ls", &prefix]));
+    assert!(listed.contains(&format!("\"key\":\"{key}\"")), "{listed}");
+    let presign: Value =
+        serde_json::from_str(&ok(&s3(&["objects", "presign", "get", &key]))).unwrap();
+    assert!(
+        presign["url"]
+            .as_str()
+            .unwrap()
+            .contains("X-Amz-Signature=")
+    );
+    ok(&s3(&["objects", "rm", &key]));
+    assert_eq!(ok(&s3(&["objects", "ls", &prefix])), "");
+    assert!(
+        !dir.path().join("objects").exists(),
+        "the local store was not used"
+    );
+    let out = s3(&["objects", "get", &key]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no object with key"));
+}
