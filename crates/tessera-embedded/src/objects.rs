@@ -217,14 +217,18 @@ impl LocalObjectStore {
         self.inner.data.join(key.as_str())
     }
 
-    /// The HMAC of one presigned request's canonical form.
-    fn signature(&self, canonical: &str) -> Vec<u8> {
+    /// The HMAC of one presigned request's canonical form, not finalised.
+    fn mac(&self, canonical: &str) -> Hmac<Sha256> {
         let mut mac = match Hmac::<Sha256>::new_from_slice(&self.inner.signing_key) {
             Ok(mac) => mac,
             Err(_) => unreachable!("HMAC takes keys of any length"),
         };
         mac.update(canonical.as_bytes());
-        mac.finalize().into_bytes().to_vec()
+        mac
+    }
+
+    fn signature(&self, canonical: &str) -> Vec<u8> {
+        self.mac(canonical).finalize().into_bytes().to_vec()
     }
 
     fn presign(
@@ -274,14 +278,9 @@ impl LocalObjectStore {
         let Some(signature) = unhex(signature) else {
             return Err(Refusal::BadSignature);
         };
-        let canonical = canonical(method, key, expires, bound);
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.inner.signing_key) {
-            Ok(mac) => mac,
-            Err(_) => unreachable!("HMAC takes keys of any length"),
-        };
-        mac.update(canonical.as_bytes());
         // Constant-time comparison.
-        mac.verify_slice(&signature)
+        self.mac(&canonical(method, key, expires, bound))
+            .verify_slice(&signature)
             .map_err(|_| Refusal::BadSignature)?;
         if Utc::now().timestamp() > expires {
             return Err(Refusal::Expired);
