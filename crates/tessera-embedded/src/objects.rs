@@ -32,13 +32,13 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
-use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tessera_config::Secret;
 use tessera_kit::objects::{
     self, ByteRange, ByteStream, ContentMd5, GetObject, ObjectKey, ObjectMeta, ObjectStore,
-    PresignPut, PresignedRequest, PutRequest, check_content_type, check_expiry, check_prefix,
+    PresignPut, PresignedRequest, PutRequest, UploadCheck, check_content_type, check_expiry,
+    check_prefix,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -217,14 +217,18 @@ impl LocalObjectStore {
         self.inner.data.join(key.as_str())
     }
 
-    /// The HMAC of one presigned request's canonical form.
-    fn signature(&self, canonical: &str) -> Vec<u8> {
+    /// The HMAC of one presigned request's canonical form, not finalised.
+    fn mac(&self, canonical: &str) -> Hmac<Sha256> {
         let mut mac = match Hmac::<Sha256>::new_from_slice(&self.inner.signing_key) {
             Ok(mac) => mac,
             Err(_) => unreachable!("HMAC takes keys of any length"),
         };
         mac.update(canonical.as_bytes());
-        mac.finalize().into_bytes().to_vec()
+        mac
+    }
+
+    fn signature(&self, canonical: &str) -> Vec<u8> {
+        self.mac(canonical).finalize().into_bytes().to_vec()
     }
 
     fn presign(
@@ -274,14 +278,9 @@ impl LocalObjectStore {
         let Some(signature) = unhex(signature) else {
             return Err(Refusal::BadSignature);
         };
-        let canonical = canonical(method, key, expires, bound);
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.inner.signing_key) {
-            Ok(mac) => mac,
-            Err(_) => unreachable!("HMAC takes keys of any length"),
-        };
-        mac.update(canonical.as_bytes());
         // Constant-time comparison.
-        mac.verify_slice(&signature)
+        self.mac(&canonical(method, key, expires, bound))
+            .verify_slice(&signature)
             .map_err(|_| Refusal::BadSignature)?;
         if Utc::now().timestamp() > expires {
             return Err(Refusal::Expired);
@@ -500,13 +499,7 @@ impl ObjectStore for LocalObjectStore {
         mut body: ByteStream,
         request: PutRequest,
     ) -> objects::Result<ObjectMeta> {
-        if let Some(content_type) = &request.content_type {
-            check_content_type(content_type)?;
-        }
-        let refused = |reason: String| objects::Error::PreconditionFailed {
-            key: key.to_string(),
-            reason,
-        };
+        let mut check = UploadCheck::new(key, &request)?;
         let mut temp = TempFile::new(&self.inner.tmp);
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -514,40 +507,11 @@ impl ObjectStore for LocalObjectStore {
             .open(&temp.path)
             .await
             .map_err(backend)?;
-        let mut hasher = Md5::new();
-        let mut total: u64 = 0;
-        while let Some(chunk) = body.next().await {
-            let chunk: Bytes = match chunk {
-                Ok(chunk) => chunk,
-                Err(objects::Error::Body(source)) => return Err(objects::Error::Body(source)),
-                Err(other) => return Err(objects::Error::Body(Box::new(other))),
-            };
-            total += chunk.len() as u64;
-            if total > request.length {
-                return Err(refused(format!(
-                    "the body is longer than the declared {} bytes",
-                    request.length
-                )));
-            }
-            hasher.update(&chunk);
+        while let Some(item) = body.next().await {
+            let chunk = check.chunk(item)?;
             file.write_all(&chunk).await.map_err(backend)?;
         }
-        if total != request.length {
-            return Err(refused(format!(
-                "the body has {total} bytes, not the declared {}",
-                request.length
-            )));
-        }
-        let md5 = ContentMd5(hasher.finalize().into());
-        if let Some(expected) = request.md5
-            && expected != md5
-        {
-            return Err(refused(format!(
-                "the body's MD5 is {}, not the declared {}",
-                md5.to_base64(),
-                expected.to_base64()
-            )));
-        }
+        check.finish()?;
         file.sync_all().await.map_err(backend)?;
         drop(file);
 

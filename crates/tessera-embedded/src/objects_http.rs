@@ -131,7 +131,13 @@ async fn put(
             }
         }
     };
-    let (result, ()) = futures::join!(store.put(&key, rx.boxed(), put_request), pump);
+    let put = store.put(&key, rx.boxed(), put_request);
+    futures::pin_mut!(put, pump);
+    // A put that ends early (a refused length) must not wait for a stalled client.
+    let result = match futures::future::select(put, pump).await {
+        futures::future::Either::Left((result, _pump)) => result,
+        futures::future::Either::Right(((), put)) => put.await,
+    };
     match result {
         Ok(meta) => {
             let mut response = HttpResponse::Ok();

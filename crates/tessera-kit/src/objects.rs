@@ -16,6 +16,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
+use md5::{Digest, Md5};
 
 /// Any error, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -245,6 +246,78 @@ impl PutRequest {
     pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
         self.content_type = Some(content_type.into());
         self
+    }
+}
+
+/// The checks every provider runs on an upload while it streams: feed each item of the body
+/// to [`UploadCheck::chunk`], then call [`UploadCheck::finish`]; an error means the provider
+/// must discard what it wrote.
+#[derive(Debug)]
+pub struct UploadCheck<'a> {
+    key: &'a ObjectKey,
+    request: &'a PutRequest,
+    hasher: Md5,
+    total: u64,
+}
+
+impl<'a> UploadCheck<'a> {
+    /// Starts checking; `InvalidRequest` for a bad content type.
+    pub fn new(key: &'a ObjectKey, request: &'a PutRequest) -> Result<Self> {
+        if let Some(content_type) = &request.content_type {
+            check_content_type(content_type)?;
+        }
+        Ok(Self {
+            key,
+            request,
+            hasher: Md5::new(),
+            total: 0,
+        })
+    }
+
+    fn refused(&self, reason: String) -> Error {
+        Error::PreconditionFailed {
+            key: self.key.to_string(),
+            reason,
+        }
+    }
+
+    /// One item of the body: a failing stream is `Body`, more bytes than declared is
+    /// `PreconditionFailed`.
+    pub fn chunk(&mut self, item: Result<Bytes>) -> Result<Bytes> {
+        let chunk = match item {
+            Ok(chunk) => chunk,
+            Err(Error::Body(source)) => return Err(Error::Body(source)),
+            Err(other) => return Err(Error::Body(Box::new(other))),
+        };
+        self.total += chunk.len() as u64;
+        if self.total > self.request.length {
+            return Err(self.refused(format!(
+                "the body is longer than the declared {} bytes",
+                self.request.length
+            )));
+        }
+        self.hasher.update(&chunk);
+        Ok(chunk)
+    }
+
+    /// After the last chunk: the length, or `PreconditionFailed` when the body was short or
+    /// its MD5 differs.
+    pub fn finish(self) -> Result<u64> {
+        if self.total != self.request.length {
+            return Err(self.refused(format!(
+                "the body has {} bytes, not the declared {}",
+                self.total, self.request.length
+            )));
+        }
+        let md5 = ContentMd5(self.hasher.clone().finalize().into());
+        match self.request.md5 {
+            Some(expected) if expected != md5 => Err(self.refused(format!(
+                "the body's MD5 is {}, not the declared {}",
+                md5.to_base64(),
+                expected.to_base64()
+            ))),
+            _ => Ok(self.total),
+        }
     }
 }
 
@@ -512,6 +585,59 @@ mod tests {
     }
 
     #[test]
+    fn upload_check_counts_hashes_and_refuses() {
+        let key = ObjectKey::parse("k").unwrap();
+        let md5 = ContentMd5::from_base64("kAFQmDzST7DWlj99KOF/cg==").unwrap(); // "abc"
+        let run = |request: PutRequest, items: Vec<Result<Bytes>>| {
+            let mut check = UploadCheck::new(&key, &request)?;
+            for item in items {
+                check.chunk(item)?;
+            }
+            check.finish()
+        };
+        let ok = |b: &'static [u8]| Ok(Bytes::from_static(b));
+        assert_eq!(
+            run(PutRequest::new(3).md5(md5), vec![ok(b"a"), ok(b"bc")]).unwrap(),
+            3
+        );
+        let cases = [
+            (PutRequest::new(3).md5(md5), vec![ok(b"abd")], "MD5"),
+            (
+                PutRequest::new(2),
+                vec![ok(b"abc")],
+                "longer than the declared 2",
+            ),
+            (
+                PutRequest::new(4),
+                vec![ok(b"abc")],
+                "has 3 bytes, not the declared 4",
+            ),
+        ];
+        for (request, items, why) in cases {
+            let err = run(request, items).unwrap_err();
+            assert!(
+                matches!(&err, Error::PreconditionFailed { reason, .. } if reason.contains(why)),
+                "{err}"
+            );
+        }
+        let failing = vec![ok(b"a"), Err(Error::Body("gone".into()))];
+        assert!(matches!(
+            run(PutRequest::new(3), failing),
+            Err(Error::Body(_))
+        ));
+        let not_body = vec![Err(Error::InvalidRequest("x".into()))];
+        assert!(matches!(
+            run(PutRequest::new(3), not_body),
+            Err(Error::Body(_))
+        ));
+        let bad_type = PutRequest::new(0).content_type("a\nb");
+        assert!(matches!(
+            run(bad_type, vec![]),
+            Err(Error::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
     fn expiry_and_content_type_rules() {
         assert_eq!(check_expiry(Duration::from_secs(60)).unwrap(), 60);
         assert!(check_expiry(Duration::ZERO).is_err());
@@ -521,5 +647,27 @@ mod tests {
         check_content_type("application/octet-stream; charset=x").unwrap();
         assert!(check_content_type("").is_err());
         assert!(check_content_type("a\nb").is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever the input, an accepted key is a relative path of plain components that
+        /// stays under any root, and parsing is the identity on it.
+        #[test]
+        fn accepted_keys_stay_under_the_root(raw in "[a-z./\\\\:@+=,~%\\x00\\n -]{0,24}") {
+            if let Ok(key) = ObjectKey::parse(raw.clone()) {
+                proptest::prop_assert_eq!(key.as_str(), raw.as_str());
+                let root = std::path::Path::new("/root");
+                let joined = root.join(key.as_str());
+                proptest::prop_assert!(joined.starts_with(root));
+                for component in std::path::Path::new(key.as_str()).components() {
+                    proptest::prop_assert!(
+                        matches!(component, std::path::Component::Normal(_)),
+                        "{:?} in {:?}", component, raw
+                    );
+                }
+                proptest::prop_assert!(!raw.contains('\\') && !raw.contains('\0'));
+                proptest::prop_assert!(check_prefix(key.as_str()).is_ok());
+            }
+        }
     }
 }

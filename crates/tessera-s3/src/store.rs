@@ -8,7 +8,6 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures::stream::FuturesUnordered;
 use futures::{StreamExt, TryStreamExt};
-use md5::{Digest, Md5};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{
@@ -16,8 +15,8 @@ use object_store::{
     ObjectStoreExt as _, PutMultipartOptions, PutOptions, PutPayload,
 };
 use tessera_kit::objects::{
-    self, ByteRange, ByteStream, ContentMd5, GetObject, ObjectKey, ObjectMeta, ObjectStore,
-    PresignPut, PresignedRequest, PutRequest, check_content_type, check_expiry, check_prefix,
+    self, ByteRange, ByteStream, GetObject, ObjectKey, ObjectMeta, ObjectStore, PresignPut,
+    PresignedRequest, PutRequest, UploadCheck, check_content_type, check_expiry, check_prefix,
 };
 
 use crate::sigv4::{Presign, Signer, uri_encode};
@@ -272,9 +271,7 @@ impl ObjectStore for S3ObjectStore {
         mut body: ByteStream,
         request: PutRequest,
     ) -> objects::Result<ObjectMeta> {
-        if let Some(content_type) = &request.content_type {
-            check_content_type(content_type)?;
-        }
+        let mut check = UploadCheck::new(key, &request)?;
         let mut upload = Upload {
             store: self,
             path: path(key)?,
@@ -282,35 +279,16 @@ impl ObjectStore for S3ObjectStore {
             multipart: None,
             in_flight: FuturesUnordered::new(),
         };
-        let mut hasher = Md5::new();
-        let mut total: u64 = 0;
         let mut part: Vec<Bytes> = Vec::new();
         let mut part_len = 0usize;
-        let refused = |reason: String| objects::Error::PreconditionFailed {
-            key: key.to_string(),
-            reason,
-        };
-
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
+        while let Some(item) = body.next().await {
+            let chunk = match check.chunk(item) {
                 Ok(chunk) => chunk,
                 Err(err) => {
                     upload.abort().await;
-                    return Err(match err {
-                        objects::Error::Body(source) => objects::Error::Body(source),
-                        other => objects::Error::Body(Box::new(other)),
-                    });
+                    return Err(err);
                 }
             };
-            total += chunk.len() as u64;
-            if total > request.length {
-                upload.abort().await;
-                return Err(refused(format!(
-                    "the body is longer than the declared {} bytes",
-                    request.length
-                )));
-            }
-            hasher.update(&chunk);
             part_len += chunk.len();
             part.push(chunk);
             if part_len >= PART_SIZE {
@@ -322,24 +300,13 @@ impl ObjectStore for S3ObjectStore {
                 }
             }
         }
-        if total != request.length {
-            upload.abort().await;
-            return Err(refused(format!(
-                "the body has {total} bytes, not the declared {}",
-                request.length
-            )));
-        }
-        let md5 = ContentMd5(hasher.finalize().into());
-        if let Some(expected) = request.md5
-            && expected != md5
-        {
-            upload.abort().await;
-            return Err(refused(format!(
-                "the body's MD5 is {}, not the declared {}",
-                md5.to_base64(),
-                expected.to_base64()
-            )));
-        }
+        let total = match check.finish() {
+            Ok(total) => total,
+            Err(err) => {
+                upload.abort().await;
+                return Err(err);
+            }
+        };
 
         let payload: PutPayload = part.into_iter().collect();
         let result = if upload.multipart.is_none() {

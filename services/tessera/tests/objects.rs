@@ -163,6 +163,26 @@ fn errors_name_the_problem() {
     assert_eq!(s.pending_uploads().unwrap(), 0);
 }
 
+/// `tessera objects put KEY - --length LEN`, reading its standard input from a pipe.
+fn put_from_stdin(dir: &Path, key: &ObjectKey, len: usize) -> std::process::Child {
+    command(
+        dir,
+        &[
+            "objects",
+            "put",
+            key.as_str(),
+            "-",
+            "--length",
+            &len.to_string(),
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
 /// SIGKILL during `tessera objects put` from a slow standard input: afterwards no object
 /// (neither by head, get nor list) is visible; only a temp file is left, which the store's
 /// purge removes. The same upload completed makes the object visible, so the check can fail.
@@ -174,22 +194,7 @@ fn a_killed_upload_leaves_no_visible_object() {
     let key = ObjectKey::parse("uploads/killed.bin").unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
 
-    let mut child = command(
-        dir.path(),
-        &[
-            "objects",
-            "put",
-            key.as_str(),
-            "-",
-            "--length",
-            &LEN.to_string(),
-        ],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = put_from_stdin(dir.path(), &key, LEN);
     let mut stdin = child.stdin.take().unwrap();
     // Half the object, then wait until the upload is in progress (its temp file exists).
     stdin.write_all(&data[..LEN / 2]).unwrap();
@@ -226,22 +231,70 @@ fn a_killed_upload_leaves_no_visible_object() {
     assert_eq!(s.pending_uploads().unwrap(), 0);
 
     // Control: the same upload, not killed, is visible.
-    let mut child = command(
-        dir.path(),
-        &[
-            "objects",
-            "put",
-            key.as_str(),
-            "-",
-            "--length",
-            &LEN.to_string(),
-        ],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = put_from_stdin(dir.path(), &key, LEN);
     child.stdin.take().unwrap().write_all(&data).unwrap();
     ok(&child.wait_with_output().unwrap());
     assert_eq!(rt.block_on(s.head(&key)).unwrap().size, LEN as u64);
+}
+
+/// The same commands on S3 (s3s-fs) when `s3_bucket` is configured, through `TESSERA_S3_*`.
+#[test]
+fn the_commands_work_on_s3_when_a_bucket_is_configured() {
+    use tessera_test_support::infra;
+    let Some(url) = infra::server(infra::S3S_URL) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = |args: &[&str]| {
+        command(dir.path(), args)
+            .env("TESSERA_S3_ENDPOINT_URL", &url)
+            .env(
+                "TESSERA_S3_BUCKET",
+                std::env::var(infra::S3_BUCKET).unwrap(),
+            )
+            .env(
+                "TESSERA_S3_ACCESS_KEY_ID",
+                std::env::var(infra::S3S_ACCESS_KEY).unwrap(),
+            )
+            .env(
+                "TESSERA_S3_SECRET_ACCESS_KEY",
+                std::env::var(infra::S3S_SECRET_KEY).unwrap(),
+            )
+            .output()
+            .unwrap()
+    };
+    let prefix = format!("cli-{}", std::process::id());
+    let key = format!("{prefix}/x.txt");
+    let file = dir.path().join("x.txt");
+    std::fs::write(&file, b"via the configured bucket").unwrap();
+    ok(&s3(&[
+        "objects",
+        "put",
+        &key,
+        file.to_str().unwrap(),
+        "--content-type",
+        "text/plain",
+    ]));
+    assert_eq!(
+        ok(&s3(&["objects", "get", &key])),
+        "via the configured bucket"
+    );
+    let listed = ok(&s3(&["objects", "ls", &prefix]));
+    assert!(listed.contains(&format!("\"key\":\"{key}\"")), "{listed}");
+    let presign: Value =
+        serde_json::from_str(&ok(&s3(&["objects", "presign", "get", &key]))).unwrap();
+    assert!(
+        presign["url"]
+            .as_str()
+            .unwrap()
+            .contains("X-Amz-Signature=")
+    );
+    ok(&s3(&["objects", "rm", &key]));
+    assert_eq!(ok(&s3(&["objects", "ls", &prefix])), "");
+    assert!(
+        !dir.path().join("objects").exists(),
+        "the local store was not used"
+    );
+    let out = s3(&["objects", "get", &key]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no object with key"));
 }
