@@ -7,6 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+use openssl::x509::{X509, X509NameBuilder};
 use serde_json::Value;
 use tessera_embedded::EmbeddedStore;
 use tessera_kit::dao::Filter;
@@ -54,6 +61,7 @@ pub fn config(dir: &std::path::Path) -> WtsConfig {
         ..WtsConfig::default()
     };
     // Workspaces come through one proxy hop; the tests set X-Forwarded-For.
+    config.forwarded_for_hops = 1;
     config
         .static_identities
         .insert(CAROL_IP.into(), "carol".into());
@@ -172,4 +180,34 @@ pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
         .headers()
         .get(name)
         .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// A self-signed CA certificate for `127.0.0.1`, and its key.
+pub fn self_signed() -> (X509, PKey<openssl::pkey::Private>) {
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "kubernetes").unwrap();
+    let name = name.build();
+    let mut cert = X509::builder().unwrap();
+    cert.set_version(2).unwrap();
+    let mut serial = BigNum::new().unwrap();
+    serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
+    cert.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
+    cert.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .build(&cert.x509v3_context(None, None))
+        .unwrap();
+    cert.append_extension(san).unwrap();
+    cert.sign(&key, MessageDigest::sha256()).unwrap();
+    (cert.build(), key)
 }
