@@ -41,6 +41,9 @@
 //!   the TTL and another took over) gets [`Error::LeaseLost`] from `commit`. An idle `next`
 //!   polls with a backoff from 5 to 200 ms, and wakes at once on a publish from the same
 //!   process.
+//! - **Privacy**: the file and its `-wal`/`-shm` are `0600`, a directory created for them
+//!   `0700`; an existing directory open to others is tightened only when it holds nothing
+//!   but the store (module `files`).
 //! - **Operators**: [`EmbeddedStore::event_log`] reads the log without touching offsets.
 //!
 //! Layout: `pool` (connections, pragmas, internal schema, [`EmbeddedOptions`]), `dao`,
@@ -50,6 +53,7 @@ mod config;
 mod dao;
 mod error;
 pub mod events;
+mod files;
 mod pool;
 
 use std::path::Path;

@@ -121,6 +121,10 @@ async fn credentials_are_checked_like_fastapi() {
         app.keys
             .token_with(json!({"name": "A", "email": "a@example.org",
             "iat": now, "exp": now + 60})),
+        // Not valid yet, beyond the 60 s leeway.
+        app.keys
+            .token_with(json!({"id": user, "name": "A", "email": "a@example.org",
+            "iat": now, "nbf": now + 3600, "exp": now + 7200})),
         other.token(&user),
     ] {
         let resp = app.post_json("/work-packages", Some(&token), &body).await;
@@ -267,6 +271,19 @@ async fn creation_body_errors_are_pydantic_shaped() {
             "Do not pass a private key",
         ),
         ("AAAA", "Invalid key"),
+        // Low-order points: anyone could open what is sealed to them (libsodium refuses).
+        (
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "Invalid key: a low-order point, unusable for encryption",
+        ),
+        (
+            "7P///////////////////////////////////////38=",
+            "Invalid key: a low-order point, unusable for encryption",
+        ),
+        (
+            "-----BEGIN CRYPT4GH PUBLIC KEY-----\nX5yVvKNQjCSx0LFVnIPvWwREXMRYHI6G2CJO3dCfEVc=\n-----END CRYPT4GH PUBLIC KEY-----\n",
+            "Invalid key: a low-order point, unusable for encryption",
+        ),
     ] {
         let body =
             json!({"type": "download", "dataset_id": DATASET, "user_public_crypt4gh_key": raw});
