@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderName};
+use actix_web::http::header::HeaderName;
 use actix_web::http::{KeepAlive, Method};
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::web::{self, Bytes};
@@ -138,17 +138,21 @@ impl HttpStack {
                 }),
             );
             if let Some(docs_url) = &self.docs_url {
-                // Swagger UI loads its assets relative to `<docs_url>/`.
-                let location = format!("{}{docs_url}/", self.root);
+                // The page itself at `<docs_url>` (200, as FastAPI), with a `<base>` so that
+                // its relative asset URLs still resolve under `<docs_url>/`.
+                let page = docs_page(&format!("{}{docs_url}/", self.root));
                 scope = scope
                     .route(
                         docs_url,
                         web::get().to(move || {
-                            let location = location.clone();
+                            let page = page.clone();
                             async move {
-                                HttpResponse::Found()
-                                    .insert_header((header::LOCATION, location))
-                                    .finish()
+                                match page {
+                                    Some(page) => HttpResponse::Ok()
+                                        .content_type("text/html; charset=utf-8")
+                                        .body(page),
+                                    None => HttpResponse::InternalServerError().finish(),
+                                }
                             }
                         }),
                     )
@@ -207,6 +211,32 @@ impl HttpStack {
         tracing::info!(%addr, workers, root = %self.root, "http server listening");
         Ok(RunningServer { addr, handle, task })
     }
+}
+
+/// Swagger UI's `index.html` with `<base href="{base}">` as the first element of its head.
+fn docs_page(base: &str) -> Option<Bytes> {
+    let config = Arc::new(utoipa_swagger_ui::Config::new(Vec::<String>::new()));
+    let file = utoipa_swagger_ui::serve("index.html", config)
+        .ok()
+        .flatten()?;
+    if file.gzpipped {
+        return None;
+    }
+    let html = String::from_utf8(file.bytes.into_owned()).ok()?;
+    let base = format!("<base href=\"{}\">", html_escape(base));
+    let page = match html.find("<head>") {
+        Some(at) => format!("{}{base}{}", &html[..at + 6], &html[at + 6..]),
+        None => format!("{base}{html}"),
+    };
+    Some(Bytes::from(page))
+}
+
+/// Escapes text for an HTML attribute value.
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Builds the stack and runs it; see [`HttpStack::serve`].

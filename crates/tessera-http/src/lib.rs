@@ -42,7 +42,7 @@ pub use errors::{
     ValidationError, ValidationItem, detail, error_chain, internal_error, json_config, not_found,
     parse_uuid4, path_config, query_config,
 };
-pub use logging::{init_logging, subscriber};
+pub use logging::{ClientErrorsAsWarnings, init_logging, subscriber};
 pub use metrics::{Metrics, UNMATCHED_ROUTE};
 pub use openapi::BearerScheme;
 pub use shutdown::shutdown_signal;
