@@ -277,11 +277,19 @@ fn invalid(key: &'static str, message: impl Into<String>) -> Error {
     }
 }
 
+/// Keys of the original's config that this service accepts with a warning but does not use
+/// (`migrate-db` does not wait for a held lock), besides tessera-config's
+/// `ORIGINAL_IGNORED_KEYS`; the original requires `migration_wait_sec`.
+pub const IGNORED_KEYS: [&str; 2] = ["migration_wait_sec", "migration_max_wait_sec"];
+
 impl WpsConfig {
     /// Loads the config: defaults < `WPS_CONFIG_YAML` (or `./.wps.yaml`, `~/.wps.yaml`) <
-    /// `WPS_*` environment variables; then [`WpsConfig::validate`]s it.
+    /// `WPS_SECRETS_DIR` files < `./.env` < `WPS_*` environment variables; then
+    /// [`WpsConfig::validate`]s it.
     pub fn load() -> Result<Self> {
-        let config: Self = tessera_config::load(PREFIX)?;
+        let config: Self = tessera_config::Loader::from_process(PREFIX)
+            .ignore_keys(IGNORED_KEYS)
+            .load()?;
         config.validate()?;
         Ok(config)
     }
@@ -289,7 +297,10 @@ impl WpsConfig {
     /// Loads the config from the given variables only (and the YAML file they name); for
     /// tests.
     pub fn load_from_env(env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
-        let config: Self = tessera_config::Loader::new(PREFIX).env(env).load()?;
+        let config: Self = tessera_config::Loader::new(PREFIX)
+            .env(env)
+            .ignore_keys(IGNORED_KEYS)
+            .load()?;
         config.validate()?;
         Ok(config)
     }
