@@ -1088,3 +1088,81 @@ async fn expired_packages_are_purged_only_when_configured() {
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     assert!(keep.running.core().spawn_purge(stopped).is_none());
 }
+
+/// The `Link` header's next-page path, if any.
+fn next_page(resp: &reqwest::Response) -> Option<String> {
+    let link = resp.headers().get("link")?.to_str().unwrap();
+    let url = link.strip_prefix('<')?.split_once(">; rel=\"next\"")?.0;
+    Some(url.to_owned())
+}
+
+#[actix_web::test]
+async fn own_work_packages_are_paged() {
+    let app = TestApp::spawn().await;
+    let pair = Crypt4ghKeyPair::generate();
+    let user = Uuid::new_v4();
+    let token = app.keys.token(&user.to_string());
+    app.seed_dataset().await;
+    let mut ids = Vec::new();
+    for _ in 0..(wps::rest::DEFAULT_PAGE_SIZE + 3) {
+        ids.push(app.create_download(user, &pair, later(5)).await.0);
+        app.clock.set(app.clock_now() + TimeDelta::seconds(1));
+    }
+    let listed_ids = |listed: &[Value]| -> Vec<String> {
+        listed
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let path = format!("/users/{user}/work-packages");
+    // The default page: the first 100, and where the rest is.
+    let resp = app.get(&path, Some(&token)).await;
+    assert_eq!(resp.status(), 200);
+    let next = next_page(&resp).expect("a next page");
+    let listed: Vec<Value> = resp.json().await.unwrap();
+    assert_eq!(listed_ids(&listed), ids[..wps::rest::DEFAULT_PAGE_SIZE]);
+    assert_eq!(
+        next,
+        format!(
+            "{path}?limit={}&after={}",
+            wps::rest::DEFAULT_PAGE_SIZE,
+            ids[wps::rest::DEFAULT_PAGE_SIZE - 1]
+        )
+    );
+    let resp = app.get(&next, Some(&token)).await;
+    assert!(next_page(&resp).is_none(), "the last page");
+    let listed: Vec<Value> = resp.json().await.unwrap();
+    assert_eq!(listed_ids(&listed), ids[wps::rest::DEFAULT_PAGE_SIZE..]);
+    // Small pages, followed to the end, give every package once, in order.
+    let mut seen = Vec::new();
+    let mut page = Some(format!("{path}?limit=40"));
+    while let Some(url) = page {
+        let resp = app.get(&url, Some(&token)).await;
+        assert_eq!(resp.status(), 200);
+        page = next_page(&resp);
+        let listed: Vec<Value> = resp.json().await.unwrap();
+        assert!(listed.len() <= 40);
+        seen.extend(listed_ids(&listed));
+    }
+    assert_eq!(seen, ids);
+    // Bad parameters are FastAPI-shaped 422s; path and query errors together.
+    let unknown = Uuid::new_v4();
+    for (query, kind) in [
+        ("limit=0", "greater_than_equal"),
+        ("limit=1001", "less_than_equal"),
+        ("limit=x", "int_parsing"),
+        ("after=nope", "uuid_parsing"),
+        (&*format!("after={unknown}"), "value_error"),
+    ] {
+        let items = validation_items(app.get(&format!("{path}?{query}"), Some(&token)).await).await;
+        assert_eq!(items.len(), 1, "{query}: {items:?}");
+        assert_eq!(items[0]["type"], kind, "{query}");
+        assert_eq!(items[0]["loc"][0], "query", "{query}");
+    }
+    let items = validation_items(
+        app.get("/users/nope/work-packages?limit=0", Some(&token))
+            .await,
+    )
+    .await;
+    assert_eq!(items.len(), 2, "{items:?}");
+}
