@@ -1,5 +1,6 @@
 //! The full stack around a service's routes, and the server that runs it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -70,12 +71,25 @@ impl HttpStack {
             .as_ref()
             .map(|origins| CorsSpec::new(origins, &config).map(Arc::new))
             .transpose()?;
-        let openapi_json = serde_json::to_vec(&document(openapi, &root))
+        let document = document(openapi, &root);
+        let mut json = serde_json::to_value(&document)
+            .map_err(|e| Error::Config(format!("cannot serialise the OpenAPI document: {e}")))?;
+        uuid4_patterns(&mut json);
+        let openapi_json = serde_json::to_vec(&json)
             .map(Bytes::from)
             .map_err(|e| Error::Config(format!("cannot serialise the OpenAPI document: {e}")))?;
+        let mut allow = allowed_methods(&document, &root);
+        for path in ["/metrics".to_owned()]
+            .into_iter()
+            .chain(openapi_url.clone())
+            .chain(docs_url.clone())
+        {
+            allow.insert(format!("{root}{path}"), "GET".to_owned());
+        }
         let shared = web::Data::new(Shared {
             generate_correlation_id: config.generate_correlation_id,
             metrics: Arc::new(Metrics::new()),
+            allow,
         });
         Ok(Self {
             config: Arc::new(config),
@@ -328,6 +342,54 @@ fn document(mut openapi: OpenApi, root: &str) -> OpenApi {
         openapi.servers = Some(vec![Server::new(root)]);
     }
     openapi
+}
+
+/// A UUID of version 4 in any case (pydantic's `UUID4` checks the version digit only).
+pub const UUID4_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// Every UUID the services take or give is a version 4 (`parse_uuid4`): each string schema
+/// of `format: uuid` without a pattern gets [`UUID4_PATTERN`], so that clients and test
+/// generators know a version 1 UUID is refused (422).
+fn uuid4_patterns(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.get("format").and_then(serde_json::Value::as_str) == Some("uuid")
+                && !map.contains_key("pattern")
+            {
+                map.insert("pattern".to_owned(), json!(UUID4_PATTERN));
+            }
+            map.values_mut().for_each(uuid4_patterns);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(uuid4_patterns),
+        _ => {}
+    }
+}
+
+/// The `Allow` value of each documented path (as actix patterns, under `root`).
+fn allowed_methods(document: &OpenApi, root: &str) -> BTreeMap<String, String> {
+    document
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let methods: Vec<&str> = [
+                ("GET", &item.get),
+                ("HEAD", &item.head),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+                ("DELETE", &item.delete),
+                ("OPTIONS", &item.options),
+                ("TRACE", &item.trace),
+            ]
+            .into_iter()
+            .filter(|(_, operation)| operation.is_some())
+            .map(|(method, _)| method)
+            .collect();
+            (format!("{root}{path}"), methods.join(", "))
+        })
+        .collect()
 }
 
 /// `""` or `/a/b` without a trailing slash.

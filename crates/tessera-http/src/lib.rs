@@ -33,7 +33,7 @@ mod middleware;
 mod openapi;
 mod shutdown;
 
-pub use app::{HttpStack, RunningServer, serve};
+pub use app::{HttpStack, RunningServer, UUID4_PATTERN, serve};
 pub use config::{HttpConfig, LogConfig};
 pub use correlation::{
     CorrelationId, HEADER as CORRELATION_ID_HEADER, parse_uuid4 as parse_correlation_id,

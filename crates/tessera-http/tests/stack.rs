@@ -258,6 +258,30 @@ async fn unknown_route_and_wrong_method_have_json_bodies() {
         let body: Value = test::read_body_json(res).await;
         assert_eq!(body, json!({ "detail": "Method Not Allowed" }));
     }
+
+    // Documented routes and the built-in ones say what is allowed (RFC 9110).
+    for (method, uri) in [
+        ("DELETE", "/health"),
+        ("TRACE", "/health"),
+        ("POST", "/openapi.json"),
+        ("PUT", "/metrics"),
+    ] {
+        let req = test::TestRequest::default()
+            .method(method.parse().unwrap())
+            .uri(uri)
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}"
+        );
+        assert_eq!(
+            header_value(&res, header::ALLOW).as_deref(),
+            Some("GET"),
+            "{method} {uri}"
+        );
+    }
 }
 
 #[actix_web::test]

@@ -86,6 +86,42 @@ async fn health_request_ids_unknown_routes_and_openapi() {
         doc["components"]["schemas"]["WorkPackageCreationRequest"]["properties"]["type"]
             .is_object()
     );
+    // What is served: 422 `loc` items may be list positions; UUIDs are version 4; the
+    // listing's paging parameters.
+    assert_eq!(
+        doc["components"]["schemas"]["ValidationErrorItem"]["properties"]["loc"]["items"],
+        json!({"anyOf": [{"type": "string"}, {"type": "integer"}]})
+    );
+    let params = &paths["/users/{user_id}/work-packages"]["get"]["parameters"];
+    let param = |name: &str| {
+        params
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from {params}"))
+            .clone()
+    };
+    assert_eq!(param("user_id")["schema"]["format"], "uuid");
+    assert_eq!(
+        param("user_id")["schema"]["pattern"],
+        tessera_http::UUID4_PATTERN
+    );
+    assert_eq!(param("limit")["in"], "query");
+    assert_eq!(param("limit")["schema"]["maximum"], 1000);
+    assert_eq!(
+        param("after")["schema"]["pattern"],
+        tessera_http::UUID4_PATTERN
+    );
+    // A 405 says what is allowed.
+    let resp = app
+        .client
+        .request(reqwest::Method::TRACE, app.url("/users/x/work-packages"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET");
 }
 
 #[actix_web::test]

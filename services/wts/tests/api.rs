@@ -625,6 +625,36 @@ async fn the_openapi_document_lists_the_routes() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
+    // What is served: `/aggregate/{path}` declares its parameter, `/token/`'s 400 is
+    // `{"error"}` or `{"message"}`, a 405 says what is allowed.
+    let aggregate = &doc["paths"]["/aggregate/{path}"]["get"];
+    assert_eq!(aggregate["parameters"][0]["name"], "path");
+    assert_eq!(aggregate["parameters"][0]["in"], "path");
+    assert_eq!(aggregate["parameters"][0]["required"], true);
+    let bad = &doc["paths"]["/token/"]["get"]["responses"]["400"]["content"]["application/json"]["schema"];
+    let shapes = doc["components"]["schemas"]["BadRequest"]["oneOf"].clone();
+    assert_eq!(bad["$ref"], "#/components/schemas/BadRequest", "{bad}");
+    assert_eq!(
+        shapes,
+        json!([
+            {"$ref": "#/components/schemas/Message"},
+            {"$ref": "#/components/schemas/ErrorBody"}
+        ])
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["ErrorBody"]["required"],
+        json!(["error"])
+    );
+    for path in ["/aggregate/user/user", "/token/"] {
+        let r = app
+            .client
+            .request(reqwest::Method::TRACE, format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{path}");
+        assert_eq!(header(&r, "allow").as_deref(), Some("GET"), "{path}");
+    }
     app.stop().await;
 }
 

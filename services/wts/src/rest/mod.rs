@@ -315,7 +315,7 @@ async fn version() -> HttpResponse {
     ),
     responses(
         (status = 200, description = "A fresh access token", body = openapi::Token),
-        (status = 400, description = "Bad `expires` (`{\"error\"}`) or unknown IdP", body = openapi::Message),
+        (status = 400, description = "Bad `expires` (`{\"error\"}`) or unknown IdP (`{\"message\"}`)", body = openapi::BadRequest),
         (status = 401, description = "Invalid token", body = openapi::Message),
         (status = 403, description = "No user, no refresh token or an expired one", body = openapi::Message),
         (status = 500, description = "The IdP failed", body = openapi::Message),
@@ -381,10 +381,10 @@ async fn authorization_url(
         (status = 200, description = "Linked; no redirect was asked for", body = openapi::Success),
         (status = 302, description = "Linked; back to the login's redirect"),
         (status = 401, description = "No valid commons token", body = openapi::Message),
-        (status = 403, description = "State mismatch or the IdP refused", body = openapi::Message),
+        (status = 403, description = "State mismatch (checked before the token) or the IdP refused", body = openapi::Message),
         (status = 500, description = "The IdP failed", body = openapi::Message),
     ),
-    security(("bearer" = []))
+    security((), ("bearer" = []))
 )]
 async fn authorize(
     state: web::Data<RestState>,
