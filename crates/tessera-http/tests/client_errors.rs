@@ -6,26 +6,11 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{correlation_routes, stack};
+use common::{Captured, correlation_routes, stack};
 use serde_json::Value;
 use tessera_http::{HttpConfig, LogConfig, subscriber};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn malformed_http_is_a_warning() {
@@ -60,11 +45,7 @@ async fn malformed_http_is_a_warning() {
     .unwrap();
     let mut lines: Vec<Value> = Vec::new();
     for _ in 0..50 {
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        lines = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        lines = captured.lines();
         if lines
             .iter()
             .any(|l| l["target"] == "actix_http::h1::dispatcher")

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use crate::interop::{REQUIRE, python};
+use crate::interop::python;
 
 /// Seconds one run may take unless `TESSERA_SCHEMATHESIS_SECONDS` says otherwise.
 pub const DEFAULT_SECONDS: u64 = 120;
@@ -48,20 +48,12 @@ impl Run {
     /// Whether schemathesis can run; prints `SKIPPED` (or fails under
     /// `TESSERA_REQUIRE_INTEROP=1`) when not.
     pub fn available(test: &str) -> bool {
-        let python = python();
-        let reason = match Command::new(&python)
-            .args(["-m", "schemathesis.cli", "--version"])
-            .output()
-        {
-            Err(err) => format!("cannot run {python}: {err}"),
-            Ok(out) if out.status.success() => return true,
-            Ok(out) => format!(
-                "{python} lacks schemathesis (pip install -r scripts/interop/requirements.txt): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        };
-        crate::skip_or_fail(REQUIRE, test, &reason);
-        false
+        crate::interop::runs(
+            &python(),
+            test,
+            &["-m", "schemathesis.cli", "--version"],
+            "schemathesis",
+        )
     }
 
     /// Runs every check for the time budget (blocking: call it from `spawn_blocking` while

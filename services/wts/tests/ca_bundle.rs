@@ -6,63 +6,22 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 
-use common::{call, now, self_signed, spawn};
-use openssl::ssl::{SslAcceptor, SslMethod};
+use common::{call, now, serve_https, spawn};
 use serde_json::json;
 
 /// A Fence and commons over HTTPS with a self-signed certificate (written to `ca.crt` in
 /// `dir`): the token endpoint answers an access token, any other path its own path.
 fn start_https(dir: &Path) -> String {
-    let (cert, key) = self_signed();
-    std::fs::write(dir.join("ca.crt"), cert.to_pem().unwrap()).unwrap();
-    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
-    acceptor.set_private_key(&key).unwrap();
-    acceptor.set_certificate(&cert).unwrap();
-    let acceptor = acceptor.build();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            // A client that refuses the certificate aborts the handshake.
-            let Ok(mut tls) = acceptor.accept(stream) else {
-                continue;
-            };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n")
-                && tls.read(&mut byte).map(|n| n == 1).unwrap_or(false)
-            {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).to_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or(0);
-            let mut body = vec![0u8; length];
-            let _ = tls.read_exact(&mut body);
-            let path = head.split_whitespace().nth(1).unwrap_or_default();
-            let answer = if path == "/user/oauth2/token" {
-                json!({"access_token": "at-over-tls", "token_type": "Bearer"})
-            } else {
-                json!({ "path": path })
-            };
-            let answer = answer.to_string();
-            let _ = write!(
-                tls,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-            let _ = tls.shutdown();
-        }
-    });
-    host
+    serve_https(dir, |target, _| {
+        let answer = if target == "/user/oauth2/token" {
+            json!({"access_token": "at-over-tls", "token_type": "Bearer"})
+        } else {
+            json!({ "path": target })
+        };
+        ("200 OK", answer)
+    })
 }
 
 async fn token_and_aggregate(with_bundle: bool) -> (u16, serde_json::Value, serde_json::Value) {

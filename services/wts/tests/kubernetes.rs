@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{call, now, self_signed, spawn};
-use openssl::ssl::{SslAcceptor, SslMethod};
+use common::{call, header_in, now, serve_https, spawn};
 use serde_json::json;
 use tessera_tokens::ports::MockTokenExchange;
 use tessera_tokens::{Caller, IdentityResolver, RefreshGrant};
@@ -40,65 +38,25 @@ fn pods_for(query: &str) -> serde_json::Value {
 
 /// Serves until the process ends: one request per connection, `valid_token` required.
 fn start_api(dir: &Path, valid_token: &'static str) -> FakeApi {
-    let (cert, key) = self_signed();
-    std::fs::write(dir.join("ca.crt"), cert.to_pem().unwrap()).unwrap();
-    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
-    acceptor.set_private_key(&key).unwrap();
-    acceptor.set_certificate(&cert).unwrap();
-    let acceptor = acceptor.build();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "https://127.0.0.1:{}",
-        listener.local_addr().unwrap().port()
-    );
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            // A client that refuses the certificate aborts the handshake: just go on.
-            let Ok(mut tls) = acceptor.accept(stream) else {
-                continue;
-            };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n")
-                && tls.read(&mut byte).map(|n| n == 1).unwrap_or(false)
-            {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).to_string();
-            let target = head
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned();
-            let auth = head
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("authorization: ")
-                        .or_else(|| l.strip_prefix("Authorization: "))
-                })
-                .unwrap_or_default()
-                .to_owned();
-            log.lock().unwrap().push((target.clone(), auth.clone()));
-            let (status, body) = if auth != format!("Bearer {valid_token}") {
-                ("401 Unauthorized", json!({"kind": "Status", "code": 401}))
-            } else if let Some(query) = target.strip_prefix("/api/v1/pods?fieldSelector=") {
-                ("200 OK", pods_for(&query.replace("%3D", "=")))
-            } else {
-                ("404 Not Found", json!({}))
-            };
-            let body = body.to_string();
-            let _ = write!(
-                tls,
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tls.shutdown();
+    let host = serve_https(dir, move |target, head| {
+        let auth = header_in(head, "authorization")
+            .unwrap_or_default()
+            .to_owned();
+        log.lock().unwrap().push((target.to_owned(), auth.clone()));
+        if auth != format!("Bearer {valid_token}") {
+            ("401 Unauthorized", json!({"kind": "Status", "code": 401}))
+        } else if let Some(query) = target.strip_prefix("/api/v1/pods?fieldSelector=") {
+            ("200 OK", pods_for(&query.replace("%3D", "=")))
+        } else {
+            ("404 Not Found", json!({}))
         }
     });
-    FakeApi { url, seen }
+    FakeApi {
+        url: format!("https://{host}"),
+        seen,
+    }
 }
 
 fn caller(ip: &str) -> Caller {
