@@ -65,18 +65,6 @@ fn without_regexes(pattern: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::without_regexes;
-
-    #[test]
-    fn patterns_lose_their_regexes() {
-        assert_eq!(without_regexes("/aggregate/{path:.*}"), "/aggregate/{path}");
-        assert_eq!(without_regexes("/a/{id}/b/{n:\\d{2}}"), "/a/{id}/b/{n}");
-        assert_eq!(without_regexes("/health"), "/health");
-    }
-}
-
 pub(crate) async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -180,4 +168,16 @@ fn json_method_not_allowed(res: ServiceResponse<BoxBody>) -> ServiceResponse<Box
         .cloned()
         .or_else(|| allow_header(&req));
     ServiceResponse::new(req, method_not_allowed(allow))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_regexes;
+
+    #[test]
+    fn patterns_lose_their_regexes() {
+        assert_eq!(without_regexes("/aggregate/{path:.*}"), "/aggregate/{path}");
+        assert_eq!(without_regexes("/a/{id}/b/{n:\\d{2}}"), "/a/{id}/b/{n}");
+        assert_eq!(without_regexes("/health"), "/health");
+    }
 }
