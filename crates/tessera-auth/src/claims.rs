@@ -49,7 +49,8 @@ impl ClaimRules {
     ///
     /// Errors, in check order: [`Error::MissingClaim`], [`Error::UnexpectedClaimValue`],
     /// [`Error::NotAnInteger`] (`iat`, `exp`, `nbf`), [`Error::Expired`] if
-    /// `exp < now - LEEWAY_SECONDS`. `nbf` is not compared with the clock, as in the original.
+    /// `exp < now - LEEWAY_SECONDS`, [`Error::NotYetValid`] if `nbf > now + LEEWAY_SECONDS`
+    /// (the original never compares `nbf` with the clock).
     pub fn check_at(&self, claims: Map<String, Value>, now: i64) -> Result<Map<String, Value>> {
         for (name, expected) in &self.required {
             let actual = claims
@@ -73,6 +74,11 @@ impl ClaimRules {
             && exp < now.saturating_sub(LEEWAY_SECONDS)
         {
             return Err(Error::Expired { exp, now });
+        }
+        if let Some(nbf) = claims.get("nbf").and_then(claim_as_int)
+            && nbf > now.saturating_add(LEEWAY_SECONDS)
+        {
+            return Err(Error::NotYetValid { nbf, now });
         }
         Ok(self.apply_map(claims))
     }
@@ -292,10 +298,22 @@ mod tests {
     }
 
     #[test]
-    fn nbf_is_not_compared_with_the_clock() {
-        let mut map = full();
-        map.insert("nbf".to_owned(), json!(NOW + 100_000));
-        assert!(ClaimRules::default().check_at(map, NOW).is_ok());
+    fn nbf_in_the_future_is_refused_beyond_the_leeway() {
+        for (nbf, ok) in [
+            (NOW - 100_000, true),
+            (NOW, true),
+            (NOW + LEEWAY_SECONDS, true),
+            (NOW + LEEWAY_SECONDS + 1, false),
+            (NOW + 100_000, false),
+        ] {
+            let mut map = full();
+            map.insert("nbf".to_owned(), json!(nbf));
+            let result = ClaimRules::default().check_at(map, NOW);
+            match ok {
+                true => assert!(result.is_ok(), "nbf {nbf}"),
+                false => assert_eq!(result.unwrap_err(), Error::NotYetValid { nbf, now: NOW }),
+            }
+        }
     }
 
     #[test]

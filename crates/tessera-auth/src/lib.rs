@@ -76,6 +76,14 @@ pub enum Error {
         /// The time of the check.
         now: i64,
     },
+    /// `nbf` lies further in the future than the leeway allows.
+    #[error("token not valid before {nbf} (now {now})")]
+    NotYetValid {
+        /// The token's not-before time, seconds since the epoch.
+        nbf: i64,
+        /// The time of the check.
+        now: i64,
+    },
     /// The claims do not form a valid user context.
     #[error("invalid user context: {0}")]
     InvalidContext(String),

@@ -6,10 +6,19 @@
 //! 1. `C::default()`, serialised;
 //! 2. a YAML file: the path in `<PREFIX>_CONFIG_YAML` (which must exist), else
 //!    `./.<prefix>.yaml`, else `~/.<prefix>.yaml`;
-//! 3. environment variables `<PREFIX>_<KEY>` (case-insensitive; `__` separates nested keys;
+//! 3. file secrets: a directory ([`Loader::secrets_dir`], else `<PREFIX>_SECRETS_DIR`) with
+//!    one file per key named like its variable (pydantic-settings' `secrets_dir`);
+//! 4. `.env` files: `./.env`, then `/secrets/.env`, with `<PREFIX>_<KEY>=value` lines
+//!    (pydantic-settings' `env_file`);
+//! 5. environment variables `<PREFIX>_<KEY>` (case-insensitive; `__` separates nested keys;
 //!    values parsed like figment: numbers, bools, `[..]` lists, and lists or maps as JSON or
-//!    inline YAML). Variables with the prefix that name no key are ignored, since other tools
-//!    share prefixes.
+//!    inline YAML).
+//!
+//! **Warnings** ([`Loader::load_with_warnings`], [`load_with_warnings`]): variables (or
+//! `.env` lines, secret files) with the prefix that name no key load nothing and are
+//! reported, as is a key of the originals' configs that Tessera accepts but ignores
+//! ([`ORIGINAL_IGNORED_KEYS`], [`Loader::ignore_keys`]). [`load`] writes them to stderr,
+//! since logging may not run yet when the config loads.
 //!
 //! **Required keys** are fields left out of the serialised default, e.g. with
 //! `#[serde(skip_serializing_if = "tessera_config::is_default")]`; loading fails with
@@ -30,7 +39,7 @@ use figment::value::{Dict, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use loader::Loader;
+pub use loader::{Loader, ORIGINAL_IGNORED_KEYS};
 pub use secret::{MASK, Secret};
 
 /// Errors of loading or describing a config.
@@ -94,12 +103,65 @@ pub enum Error {
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Something a loaded config deserves a warning for; the config loaded all the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// A key of the original service that is accepted but has no effect here (see
+    /// [`ORIGINAL_IGNORED_KEYS`] and [`Loader::ignore_keys`]).
+    IgnoredKey {
+        /// The key.
+        key: String,
+        /// Where it was set.
+        origin: String,
+    },
+    /// A variable with the service's prefix (from the environment, a `.env` file or the
+    /// secrets directory) that names no key: a misspelt key stays at its default.
+    UnknownVariable {
+        /// The variable, e.g. `WPS_MONGO_DNS`.
+        name: String,
+        /// Where it was set.
+        origin: String,
+    },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::IgnoredKey { key, origin } => write!(
+                f,
+                "config key {key:?} (from {origin}) is accepted for compatibility with the original service but has no effect"
+            ),
+            Self::UnknownVariable { origin, .. } => {
+                write!(f, "{origin} names no config key and is ignored")
+            }
+        }
+    }
+}
+
+/// A loaded config and its warnings, for the caller to log once logging runs.
+#[derive(Debug, Clone)]
+pub struct Loaded<C> {
+    /// The config.
+    pub config: C,
+    /// What deserves a warning, in no particular order of importance.
+    pub warnings: Vec<Warning>,
+}
+
 /// Loads `C` from the process environment, `./.<prefix>.yaml` and `~/.<prefix>.yaml`.
 pub fn load<C>(prefix: &str) -> Result<C>
 where
     C: DeserializeOwned + Serialize + Default,
 {
     Loader::from_process(prefix).load()
+}
+
+/// Like [`load`], returning the warnings instead of writing them to stderr.
+pub fn load_with_warnings<C>(prefix: &str) -> Result<Loaded<C>>
+where
+    C: DeserializeOwned + Serialize + Default,
+{
+    Loader::from_process(prefix).load_with_warnings()
 }
 
 /// Loads `C` from the given environment only; `yaml_path` (which must exist) or else the file

@@ -5,7 +5,7 @@
 //! from and, when serde cannot say which key failed, finds it: by the offending value, or by
 //! reverting one key at a time to its default.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +14,18 @@ use figment::value::{Dict, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Error, Result};
+use crate::{Error, Loaded, Result, Warning};
+
+/// Keys of the original services' configs (GHGA service-commons: server, logging and
+/// OpenTelemetry settings) that Tessera does not implement. A deployment's config naming
+/// them still loads: each is dropped with a [`Warning::IgnoredKey`], unless the service's
+/// config has a key of that name.
+pub const ORIGINAL_IGNORED_KEYS: [&str; 4] = [
+    "auto_reload",
+    "log_traceback",
+    "enable_opentelemetry",
+    "otel_trace_sampling_rate",
+];
 
 /// Bounds the repair loop; each repair consumes one environment entry, so this is never hit
 /// by a real config.
@@ -24,27 +35,52 @@ const MAX_ATTEMPTS: usize = 512;
 ///
 /// [`Loader::from_process`] reads the real environment and searches `./` and `$HOME`;
 /// [`Loader::new`] starts empty, so tests can pass their own variables and files.
+///
+/// Besides the YAML file and the environment it reads, as pydantic-settings does for the
+/// originals: `.env` files ([`Loader::dotenv_file`]: `<PREFIX>_<KEY>=value` lines) and a
+/// secrets directory ([`Loader::secrets_dir`] or `<PREFIX>_SECRETS_DIR`: one file per key,
+/// named like its variable, e.g. `WPS_MONGO_DSN`, holding the value). Precedence, lowest
+/// first: defaults < YAML < secrets < `.env` files (later ones win) < environment.
 #[derive(Debug, Clone)]
 pub struct Loader {
     prefix: String,
     env: Vec<(String, String)>,
     yaml_file: Option<PathBuf>,
     search_dirs: Vec<PathBuf>,
+    dotenv_files: Vec<PathBuf>,
+    secrets_dir: Option<PathBuf>,
+    ignored: BTreeSet<String>,
+}
+
+/// Where a variable came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum VarSource {
+    Process,
+    Dotenv(PathBuf),
+    Secret(PathBuf),
 }
 
 impl Loader {
-    /// A loader with no environment, no explicit YAML file and no directories to search.
+    /// A loader with no environment, no explicit YAML file, no directories to search, no
+    /// `.env` file and no secrets directory; it ignores [`ORIGINAL_IGNORED_KEYS`].
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
             env: Vec::new(),
             yaml_file: None,
             search_dirs: Vec::new(),
+            dotenv_files: Vec::new(),
+            secrets_dir: None,
+            ignored: ORIGINAL_IGNORED_KEYS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect(),
         }
     }
 
     /// A loader over the process environment that searches `./.<prefix>.yaml`, then
-    /// `$HOME/.<prefix>.yaml`. Variables that are not valid UTF-8 are skipped.
+    /// `$HOME/.<prefix>.yaml`, and reads `./.env` and `/secrets/.env` when they exist (the
+    /// originals' `env_file`). Variables that are not valid UTF-8 are skipped.
     pub fn from_process(prefix: &str) -> Self {
         let env: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -57,7 +93,39 @@ impl Loader {
         if let Some(home) = home {
             loader = loader.search_dir(home);
         }
-        loader
+        loader.dotenv_file(".env").dotenv_file("/secrets/.env")
+    }
+
+    /// Reads `<PREFIX>_<KEY>=value` lines from this file when it exists, above the secrets
+    /// and the YAML file but below the environment (and files added later). Lines are
+    /// python-dotenv's: `#` comments, optional `export `, single or double quotes.
+    #[must_use]
+    pub fn dotenv_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.dotenv_files.push(path.into());
+        self
+    }
+
+    /// Reads secrets from this directory (it must exist): a file named like a key's
+    /// variable (`WPS_MONGO_DSN`, case-insensitive) holds its value, surrounding
+    /// whitespace removed (pydantic-settings' `secrets_dir`). Without this, the directory
+    /// named by `<PREFIX>_SECRETS_DIR` in the environment, if any.
+    #[must_use]
+    pub fn secrets_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.secrets_dir = Some(dir.into());
+        self
+    }
+
+    /// Also accepts these keys with a warning instead of failing, when the config has no
+    /// such key (besides [`ORIGINAL_IGNORED_KEYS`]).
+    #[must_use]
+    pub fn ignore_keys<'a>(mut self, keys: impl IntoIterator<Item = &'a str>) -> Self {
+        self.ignored.extend(keys.into_iter().map(str::to_owned));
+        self
+    }
+
+    /// The variable naming the secrets directory, e.g. `WPS_SECRETS_DIR`.
+    pub fn secrets_dir_var(&self) -> String {
+        format!("{}_SECRETS_DIR", self.env_prefix())
     }
 
     /// Replaces the environment the loader reads.
@@ -101,16 +169,61 @@ impl Loader {
         self.prefix.to_uppercase()
     }
 
-    /// Loads `C` from its `Default`, the YAML file and the environment, highest last.
+    /// Loads `C` from its `Default`, the YAML file, the secrets, the `.env` files and the
+    /// environment, highest last. Warnings (see [`Loader::load_with_warnings`]) are
+    /// written to stderr, since logging may not run yet.
     pub fn load<C>(&self) -> Result<C>
+    where
+        C: DeserializeOwned + Serialize + Default,
+    {
+        let loaded = self.load_with_warnings::<C>()?;
+        for warning in &loaded.warnings {
+            eprintln!("warning: {warning}");
+        }
+        Ok(loaded.config)
+    }
+
+    /// Loads `C` like [`Loader::load`] and returns what deserves a warning instead of
+    /// printing it, for the caller to log once logging runs: keys of the original that are
+    /// accepted but ignored, and `<PREFIX>_*` variables (or `.env` lines, secret files)
+    /// that name no key, e.g. a misspelt one that would otherwise leave its key at the
+    /// default in silence.
+    pub fn load_with_warnings<C>(&self) -> Result<Loaded<C>>
     where
         C: DeserializeOwned + Serialize + Default,
     {
         let defaults = defaults_dict(&C::default())?;
         let mut known: BTreeSet<String> = defaults.keys().cloned().collect();
         known.extend(required_keys::<C>(&defaults));
-        let yaml = self.read_yaml()?;
-        let env = self.env_entries(&defaults, &known);
+        let mut warnings = Vec::new();
+        let mut yaml = self.read_yaml()?;
+        if let Some((path, dict)) = &mut yaml {
+            let ignored: Vec<String> = dict
+                .keys()
+                .filter(|k| self.ignored.contains(*k) && !known.contains(*k))
+                .cloned()
+                .collect();
+            for key in ignored {
+                dict.remove(&key);
+                warnings.push(Warning::IgnoredKey {
+                    key,
+                    origin: Origin::Yaml(path).to_string(),
+                });
+            }
+        }
+        let mut env = self.env_entries(&defaults, &known)?;
+        env.retain(|entry| {
+            let ignore = entry.path.len() == 1
+                && self.ignored.contains(&entry.path[0])
+                && !known.contains(&entry.path[0]);
+            if ignore {
+                warnings.push(Warning::IgnoredKey {
+                    key: entry.path[0].clone(),
+                    origin: Origin::Var(entry).to_string(),
+                });
+            }
+            !ignore
+        });
         let suspects: Vec<String> = yaml
             .as_ref()
             .map(|(_, dict)| {
@@ -149,7 +262,13 @@ impl Loader {
                     if let Some(unknown) = suspects.iter().find(|k| !sources.consumes::<C>(k)) {
                         return Err(self.unknown_yaml_key(&sources, unknown));
                     }
-                    return Ok(config);
+                    warnings.extend(sources.env.iter().filter(|e| !e.active).map(|e| {
+                        Warning::UnknownVariable {
+                            name: e.var.clone(),
+                            origin: Origin::Var(e).to_string(),
+                        }
+                    }));
+                    return Ok(Loaded { config, warnings });
                 }
                 Err(err) => {
                     if sources.repair(&err) {
@@ -213,15 +332,55 @@ impl Loader {
         Ok(Some((path, dict)))
     }
 
-    fn env_entries(&self, defaults: &Dict, known: &BTreeSet<String>) -> Vec<EnvEntry> {
+    /// The variables of every source, each name once: secrets < `.env` files < environment.
+    fn variables(&self) -> Result<Vec<(String, String, VarSource)>> {
+        let prefix = format!("{}_", self.env_prefix());
+        let mut by_name: BTreeMap<String, (String, String, VarSource)> = BTreeMap::new();
+        let mut add = |name: String, value: String, source: VarSource| {
+            by_name.insert(name.to_uppercase(), (name, value, source));
+        };
+        let secrets_var = self.secrets_dir_var();
+        let secrets = match &self.secrets_dir {
+            Some(dir) => Some((dir.clone(), "the caller".to_owned())),
+            None => self
+                .env
+                .iter()
+                .find(|(k, v)| k.to_uppercase() == secrets_var && !v.is_empty())
+                .map(|(k, v)| (PathBuf::from(v), k.clone())),
+        };
+        if let Some((dir, named_by)) = secrets {
+            for (name, value, path) in read_secrets(&dir, &prefix, named_by)? {
+                add(name, value, VarSource::Secret(path));
+            }
+        }
+        for path in &self.dotenv_files {
+            if !path.is_file() {
+                continue;
+            }
+            let text = std::fs::read_to_string(path).map_err(|err| Error::ConfigFileRead {
+                path: path.clone(),
+                message: err.to_string(),
+            })?;
+            for (name, value) in parse_dotenv(&text) {
+                add(name, value, VarSource::Dotenv(path.clone()));
+            }
+        }
+        for (name, value) in &self.env {
+            add(name.clone(), value.clone(), VarSource::Process);
+        }
+        Ok(by_name.into_values().collect())
+    }
+
+    fn env_entries(&self, defaults: &Dict, known: &BTreeSet<String>) -> Result<Vec<EnvEntry>> {
         let prefix = format!("{}_", self.env_prefix());
         let config_var = self.config_yaml_var();
+        let secrets_var = self.secrets_dir_var();
         let mut entries: Vec<EnvEntry> = self
-            .env
-            .iter()
-            .filter_map(|(name, raw)| {
+            .variables()?
+            .into_iter()
+            .filter_map(|(name, raw, source)| {
                 let upper = name.to_uppercase();
-                if upper == config_var {
+                if upper == config_var || upper == secrets_var {
                     return None;
                 }
                 let rest = upper.strip_prefix(&prefix)?;
@@ -230,12 +389,13 @@ impl Loader {
                 if path.iter().any(String::is_empty) {
                     return None;
                 }
-                let (parsed, typed) = parse_env_value(raw, lookup(defaults, &path));
+                let (parsed, typed) = parse_env_value(&raw, lookup(defaults, &path));
                 Some(EnvEntry {
-                    var: name.clone(),
+                    var: name,
+                    source,
                     active: known.contains(&path[0]),
                     path,
-                    raw: raw.clone(),
+                    raw,
                     parsed,
                     typed,
                     as_raw: false,
@@ -244,7 +404,7 @@ impl Loader {
             .collect();
         // Whole values first so that nested `A__B` overrides land on top of `A`.
         entries.sort_by(|a, b| (a.path.len(), &a.var).cmp(&(b.path.len(), &b.var)));
-        entries
+        Ok(entries)
     }
 
     fn explain<C: DeserializeOwned>(&self, sources: &Sources, err: figment::Error) -> Error {
@@ -465,6 +625,7 @@ pub(crate) fn required_keys<C: DeserializeOwned>(defaults: &Dict) -> Vec<String>
 #[derive(Debug, Clone)]
 struct EnvEntry {
     var: String,
+    source: VarSource,
     path: Vec<String>,
     raw: String,
     parsed: Value,
@@ -490,7 +651,7 @@ impl EnvEntry {
 enum Origin<'a> {
     Defaults,
     Yaml(&'a Path),
-    Env(&'a str),
+    Var(&'a EnvEntry),
 }
 
 impl fmt::Display for Origin<'_> {
@@ -498,9 +659,92 @@ impl fmt::Display for Origin<'_> {
         match self {
             Origin::Defaults => f.write_str("defaults"),
             Origin::Yaml(path) => write!(f, "YAML file {}", path.display()),
-            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Var(entry) => match &entry.source {
+                VarSource::Process => write!(f, "environment variable {}", entry.var),
+                VarSource::Dotenv(path) => write!(f, "{} in {}", entry.var, path.display()),
+                VarSource::Secret(path) => write!(f, "secret file {}", path.display()),
+            },
         }
     }
+}
+
+/// The secrets in `dir`: regular files whose name starts with `prefix` (any case), as
+/// (name, trimmed content, path).
+fn read_secrets(
+    dir: &Path,
+    prefix: &str,
+    named_by: String,
+) -> Result<Vec<(String, String, PathBuf)>> {
+    if !dir.is_dir() {
+        return Err(Error::ConfigFileMissing {
+            path: dir.to_owned(),
+            named_by,
+        });
+    }
+    let read_error = |path: &Path, err: std::io::Error| Error::ConfigFileRead {
+        path: path.to_owned(),
+        message: err.to_string(),
+    };
+    let mut secrets = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| read_error(dir, e))? {
+        let entry = entry.map_err(|e| read_error(dir, e))?;
+        let path = entry.path();
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !name.to_uppercase().starts_with(prefix) || !path.is_file() {
+            continue;
+        }
+        let value = std::fs::read_to_string(&path).map_err(|e| read_error(&path, e))?;
+        secrets.push((name, value.trim().to_owned(), path));
+    }
+    Ok(secrets)
+}
+
+/// `KEY=value` pairs of a `.env` file, read like python-dotenv: blank lines and `#`
+/// comments skipped, an optional `export `, values in double quotes (with `\n`, `\"` and
+/// `\\` escapes) or single quotes (literal), else up to a ` #` comment, trimmed.
+pub(crate) fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                return None;
+            }
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let (key, value) = line.split_once('=')?;
+            let key = key.trim();
+            if key.is_empty() {
+                return None;
+            }
+            let value = value.trim();
+            let value = if let Some(quoted) = value.strip_prefix('"') {
+                let mut out = String::new();
+                let mut chars = quoted.chars();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some('n') => out.push('\n'),
+                            Some('t') => out.push('\t'),
+                            Some(other) => out.push(other),
+                            None => out.push('\\'),
+                        },
+                        c => out.push(c),
+                    }
+                }
+                out
+            } else if let Some(quoted) = value.strip_prefix('\'') {
+                quoted.split('\'').next().unwrap_or_default().to_owned()
+            } else {
+                match value.find(" #") {
+                    Some(at) => value[..at].trim_end().to_owned(),
+                    None => value.to_owned(),
+                }
+            };
+            Some((key.to_owned(), value))
+        })
+        .collect()
 }
 
 struct Sources {
@@ -654,7 +898,7 @@ impl Sources {
             .rev()
             .find(|e| e.active && (path.starts_with(&e.path) || e.path.starts_with(path)));
         if let Some(entry) = from_env {
-            return Origin::Env(&entry.var);
+            return Origin::Var(entry);
         }
         if let (Some((file, yaml)), Some(first)) = (&self.yaml, path.first())
             && yaml.contains_key(first)

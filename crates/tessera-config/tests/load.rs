@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tessera_config::{Error, Loader, MASK, Secret, describe, example_yaml, is_default, load_from};
+use tessera_config::{
+    Error, Loader, MASK, Secret, Warning, describe, example_yaml, is_default, load_from,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,17 +298,199 @@ fn typo_of_required_key_is_reported_as_unknown() {
 }
 
 #[test]
-fn unknown_env_vars_with_the_prefix_are_ignored() {
+fn unknown_env_vars_with_the_prefix_load_nothing_and_are_warned_about() {
     let vars = env(&[
         ("WPS_SOMETHING_ELSE", "1"),
         ("WPSX_PORT", "1"),
         ("WPS_", "1"),
     ]);
-    let config: Plain = load_from("wps", None, vars).unwrap();
-    assert_eq!(config, Plain::default());
+    let loaded = Loader::new("wps")
+        .env(vars)
+        .load_with_warnings::<Plain>()
+        .unwrap();
+    assert_eq!(loaded.config, Plain::default());
+    assert_eq!(
+        loaded.warnings,
+        vec![Warning::UnknownVariable {
+            name: "WPS_SOMETHING_ELSE".into(),
+            origin: "environment variable WPS_SOMETHING_ELSE".into()
+        }]
+    );
+    // A misspelt key: the config loads with the default, and the warning says so.
+    let mut vars = required_env();
+    vars.push(("WPS_DB_NAEM".into(), "other".into()));
+    vars.push(("WPS_CONFIG_YAML".into(), String::new()));
+    let loaded = Loader::new("wps")
+        .env(vars)
+        .load_with_warnings::<Service>()
+        .unwrap();
+    assert_eq!(loaded.config.db_name, "work-packages");
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert_eq!(
+        loaded.warnings[0].to_string(),
+        "environment variable WPS_DB_NAEM names no config key and is ignored"
+    );
+    // `load` keeps working (the warnings go to stderr).
     let mut vars = required_env();
     vars.push(("WPS_OTHER_TOOL_SETTING".into(), "[1,2]".into()));
     assert!(load_from::<Service>("wps", None, vars).is_ok());
+}
+
+#[test]
+fn keys_of_the_original_that_are_not_implemented_load_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = yaml_file(
+        &dir,
+        "c.yaml",
+        "port: 9000\nauto_reload: true\nlog_traceback: false\nenable_opentelemetry: true\n",
+    );
+    let mut vars = required_env();
+    vars.push(("WPS_OTEL_TRACE_SAMPLING_RATE".into(), "0.5".into()));
+    let loaded = Loader::new("wps")
+        .env(vars.clone())
+        .yaml_file(&path)
+        .load_with_warnings::<Service>()
+        .unwrap();
+    assert_eq!(loaded.config.http.port, 9000);
+    let mut keys: Vec<String> = loaded
+        .warnings
+        .iter()
+        .map(|w| match w {
+            Warning::IgnoredKey { key, .. } => key.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "auto_reload",
+            "enable_opentelemetry",
+            "log_traceback",
+            "otel_trace_sampling_rate"
+        ]
+    );
+    let text: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("\"auto_reload\"") && t.contains("c.yaml")),
+        "{text:?}"
+    );
+    // A service adds its own; other unknown keys stay errors.
+    let path = yaml_file(&dir, "d.yaml", "migration_wait_sec: 5\n");
+    let vars = required_env();
+    let loaded = Loader::new("wps")
+        .env(vars.clone())
+        .yaml_file(&path)
+        .ignore_keys(["migration_wait_sec"])
+        .load_with_warnings::<Service>()
+        .unwrap();
+    assert_eq!(loaded.warnings.len(), 1);
+    let err = Loader::new("wps")
+        .env(vars)
+        .yaml_file(&path)
+        .load_with_warnings::<Service>()
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownKey { .. }), "{err:?}");
+    // A key the config has is never ignored.
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct HasIt {
+        auto_reload: bool,
+    }
+    let loaded = Loader::new("wps")
+        .env(env(&[("WPS_AUTO_RELOAD", "true")]))
+        .load_with_warnings::<HasIt>()
+        .unwrap();
+    assert!(loaded.config.auto_reload);
+    assert!(loaded.warnings.is_empty());
+}
+
+#[test]
+fn dotenv_files_sit_between_the_yaml_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = yaml_file(&dir, "c.yaml", "port: 9000\nhost: yaml\ndb_name: yaml\n");
+    let dotenv = yaml_file(
+        &dir,
+        ".env",
+        "# a comment\n\nWPS_HOST=from-dotenv\nexport WPS_DB_NAME=\"quoted # not a comment\"\n\
+         WPS_SERVICE_INSTANCE_ID='single'\nWPS_AUTH_ALGS=[\"ES256\", \"EdDSA\"] # comment\n\
+         OTHER_TOOL=x\nWPS_WORK_PACKAGE_SIGNING_KEY=from-dotenv\nWPS_TYPO=1\n",
+    );
+    let later = yaml_file(&dir, "later.env", "WPS_HOST=from-later-file\n");
+    let loaded = Loader::new("wps")
+        .env(env(&[("WPS_WORK_PACKAGE_SIGNING_KEY", "from-env")]))
+        .yaml_file(&yaml)
+        .dotenv_file(&dotenv)
+        .dotenv_file(&later)
+        .dotenv_file(dir.path().join("missing.env"))
+        .load_with_warnings::<Service>()
+        .unwrap();
+    let config = loaded.config;
+    assert_eq!(config.http.host, "from-later-file");
+    assert_eq!(config.http.port, 9000);
+    assert_eq!(config.db_name, "quoted # not a comment");
+    assert_eq!(config.service_instance_id, "single");
+    assert_eq!(config.auth_algs, ["ES256", "EdDSA"]);
+    assert_eq!(config.work_package_signing_key.expose(), "from-env");
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(
+        loaded.warnings[0].to_string().contains("WPS_TYPO in"),
+        "{}",
+        loaded.warnings[0]
+    );
+}
+
+#[test]
+fn file_secrets_sit_between_the_yaml_file_and_dotenv() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(
+        secrets.join("WPS_WORK_PACKAGE_SIGNING_KEY"),
+        "from-secret\n",
+    )
+    .unwrap();
+    std::fs::write(secrets.join("wps_service_instance_id"), "  lower-case  ").unwrap();
+    std::fs::write(secrets.join("wps_db_name"), "secret-db").unwrap();
+    std::fs::write(secrets.join("README"), "not a secret").unwrap();
+    let dotenv = yaml_file(&dir, ".env", "WPS_DB_NAME=dotenv-db\n");
+    let by_var = Loader::new("wps")
+        .env(env(&[("WPS_SECRETS_DIR", secrets.to_str().unwrap())]))
+        .load_with_warnings::<Service>()
+        .unwrap();
+    assert_eq!(
+        by_var.config.work_package_signing_key.expose(),
+        "from-secret"
+    );
+    assert_eq!(by_var.config.service_instance_id, "lower-case");
+    assert_eq!(by_var.config.db_name, "secret-db");
+    assert!(by_var.warnings.is_empty(), "{:?}", by_var.warnings);
+    let by_option = Loader::new("wps")
+        .secrets_dir(&secrets)
+        .dotenv_file(&dotenv)
+        .load::<Service>()
+        .unwrap();
+    assert_eq!(by_option.db_name, "dotenv-db");
+    // A bad secret names its file.
+    std::fs::write(secrets.join("WPS_PORT"), "not-a-port").unwrap();
+    let err = Loader::new("wps")
+        .secrets_dir(&secrets)
+        .load::<Service>()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("secret file") && err.contains("WPS_PORT"),
+        "{err}"
+    );
+    let err = Loader::new("wps")
+        .env(env(&[("WPS_SECRETS_DIR", "/nonexistent/secrets")]))
+        .load::<Service>()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ConfigFileMissing { named_by, .. } if named_by == "WPS_SECRETS_DIR"),
+        "{err:?}"
+    );
 }
 
 #[test]

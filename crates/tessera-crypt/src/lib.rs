@@ -45,6 +45,10 @@ pub enum Error {
     /// The key body decoded to something other than 32 bytes.
     #[error("Invalid key")]
     InvalidKey,
+    /// The key is a point of small order (e.g. all zeros): every shared secret with it is
+    /// all zeros, so anyone could open what is sealed to it; libsodium refuses it too.
+    #[error("Invalid key: a low-order point, unusable for encryption")]
+    LowOrderKey,
     /// Sealing failed (only possible for plaintexts beyond the cipher's limits).
     #[error("sealing failed")]
     Seal,

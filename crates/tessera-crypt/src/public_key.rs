@@ -22,9 +22,21 @@ const END_PUBLIC: &str = "-----END CRYPT4GH PUBLIC KEY-----";
 pub struct Crypt4ghPublicKey([u8; KEY_LEN]);
 
 impl Crypt4ghPublicKey {
-    /// Wraps raw key bytes; every 32-byte string is an X25519 public key.
+    /// Wraps raw key bytes unchecked ([`seal`](crate::seal) still refuses a low-order
+    /// point; [`parse`](Self::parse) refuses it up front).
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
         Self(bytes)
+    }
+
+    /// Whether the key is a point of small order, on the curve or its twist (all zeros,
+    /// one, the order-8 points, and their non-canonical encodings). X25519 with any
+    /// clamped scalar, a multiple of the cofactor, sends exactly those to zero: the check
+    /// libsodium makes before sealing.
+    pub fn is_low_order(&self) -> bool {
+        curve25519_dalek::montgomery::MontgomeryPoint(self.0)
+            .mul_clamped([0x5a; KEY_LEN])
+            .to_bytes()
+            == [0; KEY_LEN]
     }
 
     /// Validates and normalises a key given as base64 or armoured text.
@@ -32,7 +44,7 @@ impl Crypt4ghPublicKey {
     /// Errors, in the order they are checked: [`Error::EmptyKey`] for an empty or blank value,
     /// [`Error::PrivateKeyGiven`] if a line matches `-.*PRIVATE.*-`, [`Error::Base64`] if the
     /// body is not decodable base64 (Python's lenient rules), [`Error::InvalidKey`] if it does not
-    /// decode to exactly 32 bytes.
+    /// decode to exactly 32 bytes, [`Error::LowOrderKey`] if it is a point of small order.
     pub fn parse(input: &str) -> Result<Self> {
         if input.trim().is_empty() {
             return Err(Error::EmptyKey);
@@ -44,7 +56,11 @@ impl Crypt4ghPublicKey {
         let body = input.replace(BEGIN_PUBLIC, "").replace(END_PUBLIC, "");
         let bytes = b64::decode_lenient(body.trim())?;
         let bytes: [u8; KEY_LEN] = bytes.try_into().map_err(|_| Error::InvalidKey)?;
-        Ok(Self(bytes))
+        let key = Self(bytes);
+        if key.is_low_order() {
+            return Err(Error::LowOrderKey);
+        }
+        Ok(key)
     }
 
     /// The raw 32 key bytes.
@@ -125,11 +141,61 @@ impl From<[u8; KEY_LEN]> for Crypt4ghPublicKey {
     }
 }
 
+/// libsodium's list of small-order X25519 points (`has_small_order`), each also with the
+/// ignored top bit set.
+#[cfg(test)]
+pub(crate) fn low_order_points() -> Vec<[u8; KEY_LEN]> {
+    let hex = |h: &str| -> [u8; KEY_LEN] {
+        let bytes: Vec<u8> = (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect();
+        bytes.try_into().unwrap()
+    };
+    let canonical = [
+        // 0 (order 4) and 1 (order 1)
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        // the two points of order 8
+        "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+        "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+        // p - 1 (order 2), p (= 0) and p + 1 (= 1)
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ];
+    canonical
+        .iter()
+        .flat_map(|h| {
+            let point = hex(h);
+            let mut high = point;
+            high[KEY_LEN - 1] |= 0x80;
+            [point, high]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn low_order_points_are_refused() {
+        for point in low_order_points() {
+            let key = Crypt4ghPublicKey::from_bytes(point);
+            assert!(key.is_low_order(), "{}", b64_of(&point));
+            for text in [b64_of(&point), key.to_armored()] {
+                assert_eq!(
+                    Crypt4ghPublicKey::parse(&text).unwrap_err(),
+                    Error::LowOrderKey,
+                    "{text}"
+                );
+            }
+        }
+        assert!(!Crypt4ghPublicKey::from_bytes(RAW).is_low_order());
+    }
 
     const RAW: [u8; 32] = [
         0x6b, 0x1f, 0xa3, 0x00, 0xff, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80, 0x90, 0xa0,

@@ -15,6 +15,10 @@ pub const SEAL_OVERHEAD: usize = 32 + 16;
 /// CPU-bound (one X25519 exchange): callers on an async runtime sealing large payloads should
 /// use `spawn_blocking`; a token costs tens of microseconds.
 pub fn seal(recipient: &Crypt4ghPublicKey, plaintext: &[u8]) -> Result<Vec<u8>> {
+    // crypto_box would seal to a low-order key, under a shared key everyone knows.
+    if recipient.is_low_order() {
+        return Err(Error::LowOrderKey);
+    }
     crypto_box::PublicKey::from_bytes(*recipient.as_bytes())
         .seal(&mut OsRng, plaintext)
         .map_err(|_| Error::Seal)
@@ -46,6 +50,15 @@ mod tests {
             let sealed = seal(&public, message).unwrap();
             assert_eq!(sealed.len(), message.len() + SEAL_OVERHEAD);
             assert_eq!(secret.unseal(&sealed).unwrap(), message);
+        }
+    }
+
+    #[test]
+    fn low_order_recipients_are_refused() {
+        for point in crate::public_key::low_order_points() {
+            let key = Crypt4ghPublicKey::from_bytes(point);
+            assert_eq!(seal(&key, b"token"), Err(Error::LowOrderKey));
+            assert_eq!(seal_base64(&key, "token"), Err(Error::LowOrderKey));
         }
     }
 

@@ -17,6 +17,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The database file could not be created or made private.
+    #[error("cannot create or restrict the database file {path:?}")]
+    CreateFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The file was written by a newer build with a schema this one does not know.
     #[error("the database uses schema version {found}, this build knows up to {supported}")]
     SchemaVersion { found: i64, supported: i64 },

@@ -41,6 +41,9 @@
 //!   the TTL and another took over) gets [`Error::LeaseLost`] from `commit`. An idle `next`
 //!   polls with a backoff from 5 to 200 ms, and wakes at once on a publish from the same
 //!   process.
+//! - **Privacy**: the file and its `-wal`/`-shm` are `0600`, a directory created for them
+//!   `0700`; an existing directory open to others is tightened only when it holds nothing
+//!   but the store (module `files`).
 //! - **Operators**: [`EmbeddedStore::event_log`] reads the log without touching offsets.
 //! - **Objects** ([`objects`]): [`LocalObjectStore`], the object storage protocol on a
 //!   directory beside the database (atomic writes, confined keys, HMAC-presigned URLs), and
@@ -54,6 +57,7 @@ mod config;
 mod dao;
 mod error;
 pub mod events;
+mod files;
 pub mod objects;
 #[cfg(feature = "http")]
 pub mod objects_http;

@@ -133,12 +133,7 @@ fn connect(path: &Path, options: &EmbeddedOptions) -> Result<Connection> {
 impl Inner {
     /// Opens (creating when needed) the file and its schema. Blocking.
     pub(crate) fn open(path: &Path, options: EmbeddedOptions) -> Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
+        crate::files::prepare(path)?;
         let mut writer = connect(path, &options)?;
         // Switching a new file to WAL needs an exclusive lock, and SQLite does not run the
         // busy handler for it: when several processes create the file at once, retry.

@@ -1,5 +1,6 @@
 //! The full stack around a service's routes, and the server that runs it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderName};
+use actix_web::http::header::HeaderName;
 use actix_web::http::{KeepAlive, Method};
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::web::{self, Bytes};
@@ -72,12 +73,25 @@ impl HttpStack {
             .as_ref()
             .map(|origins| CorsSpec::new(origins, &config).map(Arc::new))
             .transpose()?;
-        let openapi_json = serde_json::to_vec(&document(openapi, &root))
+        let document = document(openapi, &root);
+        let mut json = serde_json::to_value(&document)
+            .map_err(|e| Error::Config(format!("cannot serialise the OpenAPI document: {e}")))?;
+        uuid4_patterns(&mut json);
+        let openapi_json = serde_json::to_vec(&json)
             .map(Bytes::from)
             .map_err(|e| Error::Config(format!("cannot serialise the OpenAPI document: {e}")))?;
+        let mut allow = allowed_methods(&document, &root);
+        for path in ["/metrics".to_owned()]
+            .into_iter()
+            .chain(openapi_url.clone())
+            .chain(docs_url.clone())
+        {
+            allow.insert(format!("{root}{path}"), "GET".to_owned());
+        }
         let shared = web::Data::new(Shared {
             generate_correlation_id: config.generate_correlation_id,
             metrics: Arc::new(Metrics::new()),
+            allow,
         });
         Ok(Self {
             config: Arc::new(config),
@@ -148,17 +162,21 @@ impl HttpStack {
                 }),
             );
             if let Some(docs_url) = &self.docs_url {
-                // Swagger UI loads its assets relative to `<docs_url>/`.
-                let location = format!("{}{docs_url}/", self.root);
+                // The page itself at `<docs_url>` (200, as FastAPI), with a `<base>` so that
+                // its relative asset URLs still resolve under `<docs_url>/`.
+                let page = docs_page(&format!("{}{docs_url}/", self.root));
                 scope = scope
                     .route(
                         docs_url,
                         web::get().to(move || {
-                            let location = location.clone();
+                            let page = page.clone();
                             async move {
-                                HttpResponse::Found()
-                                    .insert_header((header::LOCATION, location))
-                                    .finish()
+                                match page {
+                                    Some(page) => HttpResponse::Ok()
+                                        .content_type("text/html; charset=utf-8")
+                                        .body(page),
+                                    None => HttpResponse::InternalServerError().finish(),
+                                }
                             }
                         }),
                     )
@@ -218,6 +236,32 @@ impl HttpStack {
         tracing::info!(%addr, workers, root = %self.root, "http server listening");
         Ok(RunningServer { addr, handle, task })
     }
+}
+
+/// Swagger UI's `index.html` with `<base href="{base}">` as the first element of its head.
+fn docs_page(base: &str) -> Option<Bytes> {
+    let config = Arc::new(utoipa_swagger_ui::Config::new(Vec::<String>::new()));
+    let file = utoipa_swagger_ui::serve("index.html", config)
+        .ok()
+        .flatten()?;
+    if file.gzpipped {
+        return None;
+    }
+    let html = String::from_utf8(file.bytes.into_owned()).ok()?;
+    let base = format!("<base href=\"{}\">", html_escape(base));
+    let page = match html.find("<head>") {
+        Some(at) => format!("{}{base}{}", &html[..at + 6], &html[at + 6..]),
+        None => format!("{base}{html}"),
+    };
+    Some(Bytes::from(page))
+}
+
+/// Escapes text for an HTML attribute value.
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Builds the stack and runs it; see [`HttpStack::serve`].
@@ -305,6 +349,54 @@ fn document(mut openapi: OpenApi, root: &str) -> OpenApi {
         openapi.servers = Some(vec![Server::new(root)]);
     }
     openapi
+}
+
+/// A UUID of version 4 in any case (pydantic's `UUID4` checks the version digit only).
+pub const UUID4_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// Every UUID the services take or give is a version 4 (`parse_uuid4`): each string schema
+/// of `format: uuid` without a pattern gets [`UUID4_PATTERN`], so that clients and test
+/// generators know a version 1 UUID is refused (422).
+fn uuid4_patterns(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.get("format").and_then(serde_json::Value::as_str) == Some("uuid")
+                && !map.contains_key("pattern")
+            {
+                map.insert("pattern".to_owned(), json!(UUID4_PATTERN));
+            }
+            map.values_mut().for_each(uuid4_patterns);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(uuid4_patterns),
+        _ => {}
+    }
+}
+
+/// The `Allow` value of each documented path (as actix patterns, under `root`).
+fn allowed_methods(document: &OpenApi, root: &str) -> BTreeMap<String, String> {
+    document
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let methods: Vec<&str> = [
+                ("GET", &item.get),
+                ("HEAD", &item.head),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+                ("DELETE", &item.delete),
+                ("OPTIONS", &item.options),
+                ("TRACE", &item.trace),
+            ]
+            .into_iter()
+            .filter(|(_, operation)| operation.is_some())
+            .map(|(method, _)| method)
+            .collect();
+            (format!("{root}{path}"), methods.join(", "))
+        })
+        .collect()
 }
 
 /// `""` or `/a/b` without a trailing slash.

@@ -271,7 +271,7 @@ fn backticked_after<'a>(message: &'a str, marker: &str) -> Option<&'a str> {
 /// `{"detail":"Not Found"}`.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     if req.resource_map().has_resource(req.path()) {
-        method_not_allowed(None)
+        method_not_allowed(crate::middleware::allow_header(&req))
     } else {
         detail(StatusCode::NOT_FOUND, "Not Found")
     }

@@ -34,7 +34,7 @@ mod middleware;
 mod openapi;
 mod shutdown;
 
-pub use app::{HttpStack, RunningServer, serve};
+pub use app::{HttpStack, RunningServer, UUID4_PATTERN, serve};
 pub use config::{HttpConfig, LogConfig};
 pub use correlation::{
     CorrelationId, HEADER as CORRELATION_ID_HEADER, parse_uuid4 as parse_correlation_id,
@@ -44,7 +44,7 @@ pub use errors::{
     parse_uuid4, path_config, query_config,
 };
 pub use health::{Health, PartState};
-pub use logging::{init_logging, subscriber};
+pub use logging::{ClientErrorsAsWarnings, init_logging, subscriber};
 pub use metrics::{Metrics, UNMATCHED_ROUTE};
 pub use openapi::BearerScheme;
 pub use shutdown::shutdown_signal;

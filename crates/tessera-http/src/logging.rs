@@ -1,8 +1,17 @@
-//! tracing-subscriber setup: JSON lines (with the request span's fields) or text.
+//! tracing-subscriber setup: JSON lines (with the request span's fields) or text, and
+//! [`ClientErrorsAsWarnings`].
 
-use tracing::Subscriber;
+use std::fmt;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_core::callsite::DefaultCallsite;
+use tracing_core::field::{FieldSet, Value};
+use tracing_core::metadata::Kind;
+use tracing_core::{Metadata, identify_callsite};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 use crate::{Error, LogConfig, Result};
 
@@ -23,9 +32,15 @@ where
                 .flatten_event(true)
                 .with_current_span(true)
                 .with_span_list(false)
-                .finish(),
+                .finish()
+                .with(ClientErrorsAsWarnings),
         )),
-        Some("text") => Ok(Box::new(builder.with_ansi(false).finish())),
+        Some("text") => Ok(Box::new(
+            builder
+                .with_ansi(false)
+                .finish()
+                .with(ClientErrorsAsWarnings),
+        )),
         Some(other) => Err(Error::Logging(format!(
             "unknown log_format {other:?}: use null, \"json\" or \"text\""
         ))),
@@ -39,6 +54,91 @@ pub fn init_logging(config: &LogConfig) -> Result<()> {
     // Already installed is fine: tests and all-in-one binaries call this more than once.
     let _ = tracing::subscriber::set_global_default(subscriber);
     Ok(())
+}
+
+/// The target under which actix's HTTP/1 dispatcher logs.
+const ACTIX_H1: &str = "actix_http::h1";
+
+/// What actix's HTTP/1 dispatcher logs as `stream error: <DispatchError>` at ERROR for a
+/// connection the client broke: malformed requests, resets, timeouts, unread bodies.
+/// The server is fine; an operator's error alerts must not fire on every port scanner.
+const CLIENT_FAULTS: [&str; 5] = [
+    "request parse error",
+    "I/O error",
+    "request did not complete within the specified timeout",
+    "connection shutdown timeout",
+    "handler dropped payload before reading EOF",
+];
+
+/// The WARN event that replaces such an ERROR.
+static WARNING: DefaultCallsite = DefaultCallsite::new(&WARNING_META);
+static WARNING_META: Metadata<'static> = Metadata::new(
+    "broken request from a client",
+    "actix_http::h1::dispatcher",
+    Level::WARN,
+    Some(file!()),
+    Some(line!()),
+    Some(module_path!()),
+    FieldSet::new(&["message", "error"], identify_callsite!(&WARNING)),
+    Kind::EVENT,
+);
+
+/// A layer that turns actix's ERROR events about a client's broken HTTP/1 connection into
+/// WARN events (same target, the message as `error`), and drops the originals. Other
+/// events pass untouched.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientErrorsAsWarnings;
+
+impl<S: Subscriber> Layer<S> for ClientErrorsAsWarnings {
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        let meta = event.metadata();
+        if *meta.level() != Level::ERROR || !meta.target().starts_with(ACTIX_H1) {
+            return true;
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        let Some(error) = message.0.strip_prefix("stream error: ") else {
+            return true;
+        };
+        if !CLIENT_FAULTS.iter().any(|fault| error.starts_with(fault)) {
+            return true;
+        }
+        // Straight to the inner subscriber: tracing drops events dispatched from within a
+        // dispatch (its re-entrancy guard), so `warn!` here would vanish.
+        WARNING.interest();
+        if ctx.enabled(&WARNING_META) {
+            let fields = WARNING_META.fields();
+            let (Some(message_field), Some(error_field)) =
+                (fields.field("message"), fields.field("error"))
+            else {
+                return false;
+            };
+            let message = format_args!("broken request from a client");
+            let values: [(&Field, Option<&dyn Value>); 2] = [
+                (&message_field, Some(&message as &dyn Value)),
+                (&error_field, Some(&error as &dyn Value)),
+            ];
+            ctx.event(&Event::new(&WARNING_META, &fields.value_set(&values)));
+        }
+        false
+    }
+}
+
+/// The `message` field of an event.
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            value.clone_into(&mut self.0);
+        }
+    }
 }
 
 /// Python level names to tracing directives; anything else is used as a filter as is.
@@ -82,6 +182,67 @@ mod tests {
             log_format: Some("text".into()),
         };
         assert!(subscriber(&text, std::io::sink).is_ok());
+    }
+
+    /// A buffer the subscriber writes to.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The JSON lines logged while `f` runs.
+    fn logged(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let config = LogConfig {
+            log_level: "INFO".into(),
+            log_format: None,
+        };
+        let subscriber = subscriber(&config, move || writer.clone()).unwrap();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn broken_client_requests_are_warnings() {
+        // Exactly what actix-http's h1 dispatcher logs for a malformed request line.
+        let lines = logged(|| {
+            tracing::error!(
+                target: "actix_http::h1::dispatcher",
+                "stream error: {}",
+                "request parse error: invalid Header provided"
+            );
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["level"], "WARN");
+        assert_eq!(lines[0]["target"], "actix_http::h1::dispatcher");
+        assert_eq!(
+            lines[0]["error"],
+            "request parse error: invalid Header provided"
+        );
+    }
+
+    #[test]
+    fn other_errors_stay_errors() {
+        let lines = logged(|| {
+            tracing::error!(target: "actix_http::h1::dispatcher", "stream error: {}", "service error");
+            tracing::error!(target: "actix_http::h1::dispatcher", "Response payload stream error: x");
+            tracing::error!(target: "wps", "stream error: request parse error: x");
+        });
+        let levels: Vec<_> = lines.iter().map(|l| l["level"].clone()).collect();
+        assert_eq!(levels, vec!["ERROR", "ERROR", "ERROR"], "{lines:?}");
     }
 
     #[test]

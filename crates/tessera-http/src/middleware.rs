@@ -1,5 +1,6 @@
 //! The outermost middleware: correlation id, request span, access log, metrics, JSON 405s.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +24,45 @@ use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 pub(crate) struct Shared {
     pub(crate) generate_correlation_id: bool,
     pub(crate) metrics: Arc<Metrics>,
+    /// The `Allow` value of each documented route pattern, for 405s.
+    pub(crate) allow: BTreeMap<String, String>,
+}
+
+/// The methods of the route `req`'s path matches, from the OpenAPI document.
+pub(crate) fn allow_header(req: &actix_web::HttpRequest) -> Option<HeaderValue> {
+    let shared = req.app_data::<web::Data<Shared>>()?;
+    let pattern = req
+        .match_pattern()
+        .or_else(|| req.resource_map().match_pattern(req.path()))?;
+    HeaderValue::from_str(shared.allow.get(&without_regexes(&pattern))?).ok()
+}
+
+/// An actix pattern as OpenAPI writes it: `/a/{path:.*}` is `/a/{path}`.
+fn without_regexes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut in_regex = false;
+    let mut depth = 0usize;
+    for c in pattern.chars() {
+        match c {
+            '{' => {
+                depth += 1;
+                if !in_regex {
+                    out.push(c);
+                }
+            }
+            '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    in_regex = false;
+                    out.push(c);
+                }
+            }
+            ':' if depth == 1 => in_regex = true,
+            c if !in_regex => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 pub(crate) async fn request_context(
@@ -122,6 +162,22 @@ fn json_method_not_allowed(res: ServiceResponse<BoxBody>) -> ServiceResponse<Box
         return res;
     }
     let (req, old) = res.into_parts();
-    let allow = old.headers().get(header::ALLOW).cloned();
+    let allow = old
+        .headers()
+        .get(header::ALLOW)
+        .cloned()
+        .or_else(|| allow_header(&req));
     ServiceResponse::new(req, method_not_allowed(allow))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_regexes;
+
+    #[test]
+    fn patterns_lose_their_regexes() {
+        assert_eq!(without_regexes("/aggregate/{path:.*}"), "/aggregate/{path}");
+        assert_eq!(without_regexes("/a/{id}/b/{n:\\d{2}}"), "/a/{id}/b/{n}");
+        assert_eq!(without_regexes("/health"), "/health");
+    }
 }

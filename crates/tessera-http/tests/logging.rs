@@ -8,29 +8,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use actix_web::http::StatusCode;
 use actix_web::test;
-use common::{correlation_routes, stack};
+use common::{Captured, correlation_routes, stack};
 use serde_json::Value;
 use tessera_http::{HttpConfig, LogConfig, subscriber};
-
-/// A `MakeWriter` into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[actix_web::test]
 async fn json_log_lines_carry_the_correlation_id() {
@@ -49,11 +31,8 @@ async fn json_log_lines_carry_the_correlation_id() {
     assert_eq!(test::call_service(&app, req).await.status(), StatusCode::OK);
     test::call_service(&app, test::TestRequest::get().uri("/boom").to_request()).await;
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
+    let lines: Vec<Value> = captured.lines();
+    let text = format!("{lines:?}");
     let handler = lines
         .iter()
         .find(|l| l["marker"] == "handler-ran")

@@ -154,9 +154,14 @@ async fn openapi_document_lists_health() {
 #[actix_web::test]
 async fn docs_page_is_served() {
     let app = test::init_service(stack(HttpConfig::default()).app(routes)).await;
+    // The page at `/docs` itself, as FastAPI serves it; its assets resolve under `/docs/`.
     let res = TestRequest::get().uri("/docs").send_request(&app).await;
-    assert_eq!(res.status(), StatusCode::FOUND);
-    assert_eq!(header_value(&res, header::LOCATION).unwrap(), "/docs/");
+    assert_eq!(res.status(), StatusCode::OK);
+    let content_type = header_value(&res, header::CONTENT_TYPE).unwrap();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let page = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    assert!(page.contains(r#"<base href="/docs/">"#), "{page}");
+    assert!(page.contains("swagger-initializer.js"), "{page}");
     let res = TestRequest::get().uri("/docs/").send_request(&app).await;
     assert_eq!(res.status(), StatusCode::OK);
     let content_type = header_value(&res, header::CONTENT_TYPE).unwrap();
@@ -234,11 +239,15 @@ async fn unknown_route_and_wrong_method_have_json_bodies() {
     let body: Value = test::read_body_json(res).await;
     assert_eq!(body, json!({ "detail": "Method Not Allowed" }));
 
-    // Guarded macro routes and the built-in endpoints: found by path.
-    for (method, uri) in [
-        ("POST", "/macro"),
-        ("DELETE", "/health"),
-        ("POST", "/items/3"),
+    // Guarded macro routes and the built-in endpoints: found by path. Documented routes
+    // and the built-in ones say what is allowed (RFC 9110); undocumented ones cannot.
+    for (method, uri, allow) in [
+        ("POST", "/macro", None),
+        ("POST", "/items/3", None),
+        ("DELETE", "/health", Some("GET")),
+        ("TRACE", "/health", Some("GET")),
+        ("POST", "/openapi.json", Some("GET")),
+        ("PUT", "/metrics", Some("GET")),
     ] {
         let req = test::TestRequest::default()
             .method(method.parse().unwrap())
@@ -250,6 +259,7 @@ async fn unknown_route_and_wrong_method_have_json_bodies() {
             StatusCode::METHOD_NOT_ALLOWED,
             "{method} {uri}"
         );
+        assert_eq!(header_value(&res, header::ALLOW), allow, "{method} {uri}");
         let body: Value = test::read_body_json(res).await;
         assert_eq!(body, json!({ "detail": "Method Not Allowed" }));
     }
@@ -433,10 +443,9 @@ async fn everything_lives_under_the_api_root_path() {
         .uri("/api/wps/docs")
         .send_request(&app)
         .await;
-    assert_eq!(
-        header_value(&res, header::LOCATION).unwrap(),
-        "/api/wps/docs/"
-    );
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    assert!(page.contains(r#"<base href="/api/wps/docs/">"#), "{page}");
 }
 
 #[actix_web::test]

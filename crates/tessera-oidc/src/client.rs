@@ -167,13 +167,13 @@ impl OidcClient {
         self.token_endpoint.as_str()
     }
 
-    /// The issuer known without looking at a token.
+    /// The issuer known without looking at a token: a Fence's base URL without its `/`,
+    /// a generic IdP's `issuer` as configured. Issuers are compared exactly (OIDC Core
+    /// 3.1.3.7, RFC 9207): a trailing slash makes another issuer.
     fn configured_issuer(&self) -> Option<String> {
         match &self.settings.kind {
             IdpKind::Fence { base_url } => Some(base_url.trim_end_matches('/').to_owned()),
-            IdpKind::Generic { issuer, .. } => {
-                issuer.as_ref().map(|i| i.trim_end_matches('/').to_owned())
-            }
+            IdpKind::Generic { issuer, .. } => issuer.clone(),
         }
     }
 
@@ -213,7 +213,6 @@ impl OidcClient {
         let named = unverified
             .claim_str("iss")
             .ok_or_else(|| invalid("no iss".to_owned()))?
-            .trim_end_matches('/')
             .to_owned();
         let issuer = match self.configured_issuer() {
             Some(issuer) => issuer,
@@ -321,7 +320,7 @@ impl TokenExchange for OidcClient {
         // RFC 9207: an authorization response from another issuer is a mix-up; its code must
         // not reach this token endpoint.
         if let (Some(iss), Some(expected)) = (&request.iss, self.configured_issuer())
-            && iss.trim_end_matches('/') != expected
+            && *iss != expected
         {
             return Err(ExchangeError::InvalidIdToken(format!(
                 "the callback's issuer {iss} is not {expected}"
@@ -354,11 +353,7 @@ impl TokenExchange for OidcClient {
         };
         let claims = self.verify_id_token(id_token, &request.nonce).await?;
         if let Some(iss) = &request.iss
-            && claims
-                .get("iss")
-                .and_then(Value::as_str)
-                .map(|i| i.trim_end_matches('/'))
-                != Some(iss.trim_end_matches('/'))
+            && claims.get("iss").and_then(Value::as_str) != Some(iss.as_str())
         {
             return Err(ExchangeError::InvalidIdToken(
                 "the callback's issuer is not the id token's".to_owned(),

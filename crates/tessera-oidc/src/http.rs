@@ -13,9 +13,22 @@ const MAX_BODY: usize = 1000;
 /// A client for IdPs: no redirects followed (a token endpoint that redirects is
 /// misconfigured), and `timeout` per request.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+    http_client_with_roots(timeout, &[])
+}
+
+/// [`http_client`] trusting `roots` besides the system's CA certificates (a private CA of
+/// the IdPs).
+pub fn http_client_with_roots(
+    timeout: Duration,
+    roots: &[reqwest::Certificate],
+) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
+        .timeout(timeout);
+    for root in roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    builder
         .build()
         .map_err(|e| Error::Config(format!("cannot build the http client: {e}")))
 }

@@ -26,7 +26,7 @@ pub mod validator;
 
 pub use client::{ClientSettings, IdpKind, OidcClient};
 pub use discovery::{Discovery, ProviderMetadata};
-pub use http::http_client;
+pub use http::{http_client, http_client_with_roots};
 pub use keys::KeyStore;
 pub use validator::{AccessTokenRules, JwtAccessTokenValidator};
 

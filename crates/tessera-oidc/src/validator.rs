@@ -117,13 +117,8 @@ impl AccessTokenValidator for JwtAccessTokenValidator {
         let issuer = unverified
             .claim_str("iss")
             .ok_or_else(|| invalid("the token has no issuer"))?;
-        let normalised = issuer.trim_end_matches('/');
-        if !self
-            .rules
-            .allowed_issuers
-            .iter()
-            .any(|allowed| allowed.trim_end_matches('/') == normalised)
-        {
+        // Exact, as authutils compares: `https://x/user/` is not `https://x/user`.
+        if !self.rules.allowed_issuers.iter().any(|a| a == issuer) {
             return Err(invalid(format!("issuer {issuer} is not allowed")));
         }
         let alg = unverified

@@ -122,12 +122,25 @@ pub trait Service: Sized + Send + Sync + 'static {
     fn dev_config(env: &dev::DevEnv) -> Result<Self::Config, Self::Error>;
 }
 
-/// Loads `S`'s config (defaults < YAML < environment) and validates it.
+/// Loads `S`'s config (defaults < YAML < secrets < `.env` < environment) and validates it;
+/// what deserves a warning (keys of the original this service ignores, variables with its
+/// prefix that name no key) is written to stderr.
 pub fn load_config<S: Service>() -> Result<S::Config, S::Error> {
-    let config: S::Config = tessera_config::load(<S::Config as ServiceConfig>::PREFIX)
-        .map_err(|e| S::Error::from(Error::Load(e)))?;
-    S::validate(&config)?;
-    Ok(config)
+    let loaded = load_config_with_warnings::<S>()?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(loaded.config)
+}
+
+/// Like [`load_config`], returning the warnings for the caller to log once logging runs.
+pub fn load_config_with_warnings<S: Service>() -> Result<tessera_config::Loaded<S::Config>, S::Error>
+{
+    let loaded =
+        tessera_config::load_with_warnings::<S::Config>(<S::Config as ServiceConfig>::PREFIX)
+            .map_err(|e| S::Error::from(Error::Load(e)))?;
+    S::validate(&loaded.config)?;
+    Ok(loaded)
 }
 
 /// Loads `S`'s config from the given variables only (and the YAML file they name), and

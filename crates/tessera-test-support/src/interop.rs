@@ -26,6 +26,21 @@ pub fn required() -> bool {
     crate::flag(REQUIRE)
 }
 
+/// Whether `python <args>` succeeds; when it does not, prints `SKIPPED: <test>: <why>`
+/// (naming `what` is missing), or fails the test under `TESSERA_REQUIRE_INTEROP=1`.
+pub(crate) fn runs(python: &str, test: &str, args: &[&str], what: &str) -> bool {
+    let reason = match Command::new(python).args(args).output() {
+        Err(err) => format!("cannot run {python}: {err}"),
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => format!(
+            "{python} lacks {what} (pip install -r scripts/interop/requirements.txt): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    };
+    crate::skip_or_fail(REQUIRE, test, &reason);
+    false
+}
+
 /// One oracle script, run by [`python`].
 #[derive(Debug, Clone)]
 pub struct Oracle {
@@ -47,17 +62,13 @@ impl Oracle {
     /// Whether the oracle's `check` passes. When it does not, the test should return: this
     /// prints `SKIPPED: <test>: <why>`, or fails the test under `TESSERA_REQUIRE_INTEROP=1`.
     pub fn available(&self, test: &str) -> bool {
-        let python = &self.python;
-        let reason = match Command::new(python).arg(&self.script).arg("check").output() {
-            Err(err) => format!("cannot run {python}: {err}"),
-            Ok(out) if out.status.success() => return true,
-            Ok(out) => format!(
-                "{python} lacks the interop packages (pip install -r scripts/interop/requirements.txt): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        };
-        crate::skip_or_fail(REQUIRE, test, &reason);
-        false
+        let script = self.script.to_string_lossy();
+        runs(
+            &self.python,
+            test,
+            &[&script, "check"],
+            "the interop packages",
+        )
     }
 
     /// Runs the oracle with `args` and parses what it prints; fails the test when it cannot

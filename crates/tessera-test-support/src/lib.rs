@@ -4,6 +4,8 @@
 //! - [`interop`]: the independent Python implementations under `scripts/interop/` (the
 //!   interpreter from `TESSERA_PYTHON`, default `python3`), checked with the script's
 //!   `check` command and run with JSON out.
+//! - [`schemathesis`]: property-based API tests against a running service's OpenAPI
+//!   document (schemathesis in the same venv).
 //! - [`infra`]: the real servers of `scripts/test-infra` (`TESSERA_TEST_MONGO_URL`,
 //!   `TESSERA_TEST_KAFKA_SERVERS`, `TESSERA_TEST_S3_URL`, `TESSERA_TEST_S3S_URL` and its
 //!   credentials, `TESSERA_TEST_S3_BUCKET`, `TESSERA_TEST_OIDC_ISSUER`).
@@ -19,6 +21,7 @@ use std::io::Write as _;
 
 pub mod infra;
 pub mod interop;
+pub mod schemathesis;
 
 /// Whether the environment variable `var` is exactly `1`.
 pub fn flag(var: &str) -> bool {

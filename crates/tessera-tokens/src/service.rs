@@ -157,7 +157,8 @@ impl TokenService {
             }
         }
         .ok_or(Error::NotAuthenticated)?;
-        if let Some(expires) = expires {
+        // An empty `expires=` counts as absent (the original reads it with a default).
+        if let Some(expires) = expires.filter(|e| !e.is_empty()) {
             expires
                 .trim()
                 .parse::<i64>()
@@ -270,14 +271,10 @@ impl TokenService {
         redirect: Option<&str>,
     ) -> Result<LoginStart> {
         let redirect = redirect.filter(|r| !r.is_empty());
-        if let Some(redirect) = redirect {
-            // `//host` and `/\host` are protocol-relative: browsers leave the site.
-            if !redirect.starts_with('/')
-                || redirect.starts_with("//")
-                || redirect.starts_with("/\\")
-            {
-                return Err(Error::AbsoluteRedirect);
-            }
+        if let Some(redirect) = redirect
+            && !is_local_path(redirect)
+        {
+            return Err(Error::AbsoluteRedirect);
         }
         let idp = self.idp(idp.unwrap_or(DEFAULT_IDP))?;
         let random = random_text(STATE_LEN);
@@ -642,3 +639,50 @@ pub fn pkce_challenge(verifier: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `redirect` is a path on this site: one `/` followed by neither `/` nor `\`, no
+/// backslash or control character anywhere, also once or twice percent-decoded. Browsers
+/// drop tabs and newlines from URLs and read `\` as `/`, so `/\t/host` or `/\\host`
+/// would leave the site (protocol-relative), and a newline breaks the `Location` header.
+fn is_local_path(redirect: &str) -> bool {
+    fn plain(path: &[u8]) -> bool {
+        path.first() == Some(&b'/')
+            && !matches!(path.get(1), Some(b'/' | b'\\'))
+            && !path.iter().any(|&b| b == b'\\' || b.is_ascii_control())
+    }
+    let mut path = redirect.as_bytes().to_vec();
+    for _ in 0..3 {
+        if !plain(&path) {
+            return false;
+        }
+        let decoded = percent_decode(&path);
+        if decoded == path {
+            return true;
+        }
+        path = decoded;
+    }
+    // Encoded three times over: nobody needs that.
+    false
+}
+
+/// `%XX` sequences decoded; others left as they are.
+fn percent_decode(text: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                text.get(i + 1).copied().and_then(hex),
+                text.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
+}

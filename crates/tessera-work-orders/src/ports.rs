@@ -23,6 +23,9 @@ pub enum KeyError {
     /// The decoded key is not exactly 32 bytes.
     #[error("Invalid key")]
     Invalid,
+    /// The key is a low-order point: anyone could open what is sealed to it.
+    #[error("Invalid key: a low-order point, unusable for encryption")]
+    LowOrder,
     /// The base64 body does not decode; the text is the decoder's message.
     #[error("{0}")]
     Base64(String),

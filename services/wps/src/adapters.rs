@@ -18,6 +18,7 @@ impl TokenCrypto for Crypt4ghCrypto {
                 tessera_crypt::Error::EmptyKey => KeyError::Empty,
                 tessera_crypt::Error::PrivateKeyGiven => KeyError::PrivateKey,
                 tessera_crypt::Error::Base64(message) => KeyError::Base64(message),
+                tessera_crypt::Error::LowOrderKey => KeyError::LowOrder,
                 _ => KeyError::Invalid,
             })
     }
@@ -59,6 +60,10 @@ mod tests {
             Err(KeyError::PrivateKey)
         );
         assert_eq!(crypto.normalise_key("AAAA"), Err(KeyError::Invalid));
+        assert_eq!(
+            crypto.normalise_key("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            Err(KeyError::LowOrder)
+        );
         assert!(matches!(
             crypto.normalise_key("A"),
             Err(KeyError::Base64(_))

@@ -195,7 +195,8 @@ fn invalid(key: &'static str, message: impl Into<String>) -> Error {
 
 impl WpsConfig {
     /// Loads the config: defaults < `WPS_CONFIG_YAML` (or `./.wps.yaml`, `~/.wps.yaml`) <
-    /// `WPS_*` environment variables; then [`WpsConfig::validate`]s it.
+    /// `WPS_SECRETS_DIR` files < `./.env` < `WPS_*` environment variables; then
+    /// [`WpsConfig::validate`]s it.
     pub fn load() -> Result<Self> {
         tessera_service::load_config::<crate::Core>()
     }

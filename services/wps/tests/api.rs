@@ -86,6 +86,42 @@ async fn health_request_ids_unknown_routes_and_openapi() {
         doc["components"]["schemas"]["WorkPackageCreationRequest"]["properties"]["type"]
             .is_object()
     );
+    // What is served: 422 `loc` items may be list positions; UUIDs are version 4; the
+    // listing's paging parameters.
+    assert_eq!(
+        doc["components"]["schemas"]["ValidationErrorItem"]["properties"]["loc"]["items"],
+        json!({"anyOf": [{"type": "string"}, {"type": "integer"}]})
+    );
+    let params = &paths["/users/{user_id}/work-packages"]["get"]["parameters"];
+    let param = |name: &str| {
+        params
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from {params}"))
+            .clone()
+    };
+    assert_eq!(param("user_id")["schema"]["format"], "uuid");
+    assert_eq!(
+        param("user_id")["schema"]["pattern"],
+        tessera_http::UUID4_PATTERN
+    );
+    assert_eq!(param("limit")["in"], "query");
+    assert_eq!(param("limit")["schema"]["maximum"], 1000);
+    assert_eq!(
+        param("after")["schema"]["pattern"],
+        tessera_http::UUID4_PATTERN
+    );
+    // A 405 says what is allowed.
+    let resp = app
+        .client
+        .request(reqwest::Method::TRACE, app.url("/users/x/work-packages"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET");
 }
 
 #[actix_web::test]
@@ -121,6 +157,10 @@ async fn credentials_are_checked_like_fastapi() {
         app.keys
             .token_with(json!({"name": "A", "email": "a@example.org",
             "iat": now, "exp": now + 60})),
+        // Not valid yet, beyond the 60 s leeway.
+        app.keys
+            .token_with(json!({"id": user, "name": "A", "email": "a@example.org",
+            "iat": now, "nbf": now + 3600, "exp": now + 7200})),
         other.token(&user),
     ] {
         let resp = app.post_json("/work-packages", Some(&token), &body).await;
@@ -267,6 +307,19 @@ async fn creation_body_errors_are_pydantic_shaped() {
             "Do not pass a private key",
         ),
         ("AAAA", "Invalid key"),
+        // Low-order points: anyone could open what is sealed to them (libsodium refuses).
+        (
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "Invalid key: a low-order point, unusable for encryption",
+        ),
+        (
+            "7P///////////////////////////////////////38=",
+            "Invalid key: a low-order point, unusable for encryption",
+        ),
+        (
+            "-----BEGIN CRYPT4GH PUBLIC KEY-----\nX5yVvKNQjCSx0LFVnIPvWwREXMRYHI6G2CJO3dCfEVc=\n-----END CRYPT4GH PUBLIC KEY-----\n",
+            "Invalid key: a low-order point, unusable for encryption",
+        ),
     ] {
         let body =
             json!({"type": "download", "dataset_id": DATASET, "user_public_crypt4gh_key": raw});
@@ -1070,4 +1123,82 @@ async fn expired_packages_are_purged_only_when_configured() {
     let keep = TestApp::spawn().await;
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     assert!(keep.running.core().spawn_purge(stopped).is_none());
+}
+
+/// The `Link` header's next-page path, if any.
+fn next_page(resp: &reqwest::Response) -> Option<String> {
+    let link = resp.headers().get("link")?.to_str().unwrap();
+    let url = link.strip_prefix('<')?.split_once(">; rel=\"next\"")?.0;
+    Some(url.to_owned())
+}
+
+#[actix_web::test]
+async fn own_work_packages_are_paged() {
+    let app = TestApp::spawn().await;
+    let pair = Crypt4ghKeyPair::generate();
+    let user = Uuid::new_v4();
+    let token = app.keys.token(&user.to_string());
+    app.seed_dataset().await;
+    let mut ids = Vec::new();
+    for _ in 0..(wps::rest::DEFAULT_PAGE_SIZE + 3) {
+        ids.push(app.create_download(user, &pair, later(5)).await.0);
+        app.clock.set(app.clock_now() + TimeDelta::seconds(1));
+    }
+    let listed_ids = |listed: &[Value]| -> Vec<String> {
+        listed
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let path = format!("/users/{user}/work-packages");
+    // The default page: the first 100, and where the rest is.
+    let resp = app.get(&path, Some(&token)).await;
+    assert_eq!(resp.status(), 200);
+    let next = next_page(&resp).expect("a next page");
+    let listed: Vec<Value> = resp.json().await.unwrap();
+    assert_eq!(listed_ids(&listed), ids[..wps::rest::DEFAULT_PAGE_SIZE]);
+    assert_eq!(
+        next,
+        format!(
+            "{path}?limit={}&after={}",
+            wps::rest::DEFAULT_PAGE_SIZE,
+            ids[wps::rest::DEFAULT_PAGE_SIZE - 1]
+        )
+    );
+    let resp = app.get(&next, Some(&token)).await;
+    assert!(next_page(&resp).is_none(), "the last page");
+    let listed: Vec<Value> = resp.json().await.unwrap();
+    assert_eq!(listed_ids(&listed), ids[wps::rest::DEFAULT_PAGE_SIZE..]);
+    // Small pages, followed to the end, give every package once, in order.
+    let mut seen = Vec::new();
+    let mut page = Some(format!("{path}?limit=40"));
+    while let Some(url) = page {
+        let resp = app.get(&url, Some(&token)).await;
+        assert_eq!(resp.status(), 200);
+        page = next_page(&resp);
+        let listed: Vec<Value> = resp.json().await.unwrap();
+        assert!(listed.len() <= 40);
+        seen.extend(listed_ids(&listed));
+    }
+    assert_eq!(seen, ids);
+    // Bad parameters are FastAPI-shaped 422s; path and query errors together.
+    let unknown = Uuid::new_v4();
+    for (query, kind) in [
+        ("limit=0", "greater_than_equal"),
+        ("limit=1001", "less_than_equal"),
+        ("limit=x", "int_parsing"),
+        ("after=nope", "uuid_parsing"),
+        (&*format!("after={unknown}"), "value_error"),
+    ] {
+        let items = validation_items(app.get(&format!("{path}?{query}"), Some(&token)).await).await;
+        assert_eq!(items.len(), 1, "{query}: {items:?}");
+        assert_eq!(items[0]["type"], kind, "{query}");
+        assert_eq!(items[0]["loc"][0], "query", "{query}");
+    }
+    let items = validation_items(
+        app.get("/users/nope/work-packages?limit=0", Some(&token))
+            .await,
+    )
+    .await;
+    assert_eq!(items.len(), 2, "{items:?}");
 }

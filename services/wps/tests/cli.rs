@@ -282,3 +282,64 @@ fn config_loads_from_environment_and_yaml() {
     assert!(err.to_string().contains("work_package_valid_dayz"), "{err}");
     assert_eq!(err.exit_code(), 2);
 }
+
+/// A deployment of the original: its YAML file with keys Tessera does not implement, the
+/// auth key in `./.env`, the signing key as a file secret. It loads, with a warning for each
+/// ignored key and for a variable that names no key.
+#[test]
+fn an_original_deployments_config_loads_with_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    let db = dir.path().join("wps.sqlite").display().to_string();
+    std::fs::write(
+        dir.path().join(".wps.yaml"),
+        format!(
+            "service_instance_id: '1'\nauto_reload: false\nlog_traceback: true\n\
+             enable_opentelemetry: false\notel_trace_sampling_rate: 1.0\n\
+             migration_wait_sec: 5\nembedded_db_path: {db}\ndb_name: wp\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "# the original's env_file\nWPS_AUTH_KEY='{}'\n",
+            keys.auth_public
+        ),
+    )
+    .unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(
+        secrets.join("wps_work_package_signing_key"),
+        format!("{}\n", keys.signing_private),
+    )
+    .unwrap();
+    let secrets_text = secrets.display().to_string();
+    let output = wps(
+        dir.path(),
+        &[
+            ("WPS_SECRETS_DIR", secrets_text.as_str()),
+            ("WPS_WORK_PACKAGE_VALID_DAY", "5"),
+        ],
+        &["migrate-db"],
+    );
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    for key in [
+        "auto_reload",
+        "log_traceback",
+        "enable_opentelemetry",
+        "otel_trace_sampling_rate",
+        "migration_wait_sec",
+    ] {
+        assert!(
+            err.contains(&format!("\"{key}\"")),
+            "{key} not warned about: {err}"
+        );
+    }
+    assert!(
+        err.contains("environment variable WPS_WORK_PACKAGE_VALID_DAY names no config key"),
+        "{err}"
+    );
+}

@@ -24,16 +24,6 @@ pub const PREFIX: &str = "wts";
 /// The scope asked of Fence (the original's default client).
 pub const FENCE_SCOPE: &str = "openid data user";
 
-/// Login-option `params` of a generic IdP that configure the client instead of being
-/// sent to the IdP.
-const GENERIC_KEYS: [&str; 5] = [
-    "auth_url",
-    "token_url",
-    "scope",
-    "id_token_username_field",
-    "issuer",
-];
-
 /// Where the identity of a request without a user token comes from (idp `default`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,8 +85,12 @@ pub struct WtsConfig {
     /// `identity_source: static`: a client address or a bearer token to a username.
     pub static_identities: BTreeMap<String, String>,
     /// Trusted proxies in front of the service: the client address is the `n`-th
-    /// `X-Forwarded-For` entry from the right (the original trusts 1); 0 uses the peer.
+    /// `X-Forwarded-For` entry from the right; 0 (the default) uses the peer and trusts no
+    /// forwarded header. Behind Gen3's reverse proxy set 1 (what the original trusts).
     pub forwarded_for_hops: usize,
+    /// A PEM bundle of CA certificates trusted for the IdPs and the commons (`/aggregate`)
+    /// besides the system roots; null uses the system roots (and `SSL_CERT_FILE`) only.
+    pub ca_bundle_file: Option<PathBuf>,
     /// Seconds one call to an IdP may take (the original: 5).
     pub idp_timeout_seconds: u64,
     /// Seconds one `/aggregate` call to a commons may take.
@@ -177,7 +171,8 @@ impl Default for WtsConfig {
             kubernetes_token_file: "/var/run/secrets/kubernetes.io/serviceaccount/token".into(),
             kubernetes_ca_file: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt".into(),
             static_identities: BTreeMap::new(),
-            forwarded_for_hops: 1,
+            forwarded_for_hops: 0,
+            ca_bundle_file: None,
             idp_timeout_seconds: 5,
             aggregate_timeout_seconds: 10,
             jwks_refresh_interval_seconds: 60,
@@ -328,6 +323,7 @@ impl WtsConfig {
             http_url("kubernetes_api_url", url)?;
         }
         self.static_identity_map()?;
+        self.ca_bundle()?;
         for (key, value) in [
             ("idp_timeout_seconds", self.idp_timeout_seconds),
             ("aggregate_timeout_seconds", self.aggregate_timeout_seconds),
@@ -374,6 +370,24 @@ impl WtsConfig {
         } else {
             self.allowed_issuers.clone()
         }
+    }
+
+    /// The certificates of `ca_bundle_file` (none when it is null).
+    pub fn ca_bundle(&self) -> Result<Vec<reqwest::Certificate>> {
+        let Some(path) = &self.ca_bundle_file else {
+            return Ok(Vec::new());
+        };
+        let pem = std::fs::read(path)
+            .map_err(|e| invalid("ca_bundle_file", format!("{}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| invalid("ca_bundle_file", format!("{}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(invalid(
+                "ca_bundle_file",
+                format!("{}: no PEM certificate", path.display()),
+            ));
+        }
+        Ok(certs)
     }
 
     /// `static_identities` split into addresses and tokens.
@@ -480,11 +494,8 @@ impl WtsConfig {
                                     .map(|u| u.to_string())
                                     .map_err(|e| invalid(KEY, format!("{id}: {path:?}: {e}")))
                             };
-                            let extra = params
-                                .iter()
-                                .filter(|(k, _)| !GENERIC_KEYS.contains(&k.as_str()))
-                                .map(|(k, v)| (k.clone(), param_text(v)))
-                                .collect();
+                            // The original sends a generic IdP only the OAuth parameters:
+                            // `idp` and any other param stay here.
                             (
                                 IdpKind::Generic {
                                     authorization_endpoint: join(&auth)?,
@@ -495,7 +506,7 @@ impl WtsConfig {
                                 text("scope").unwrap_or_else(|| "openid".to_owned()),
                                 text("id_token_username_field")
                                     .unwrap_or_else(|| "email".to_owned()),
-                                extra,
+                                Vec::new(),
                             )
                         }
                         _ => {
@@ -621,10 +632,8 @@ mod tests {
                 base_url: "https://x.org/".into(),
             }
         );
-        assert_eq!(
-            kc.client.extra_params,
-            vec![("idp".to_owned(), "keycloak".to_owned())]
-        );
+        // Only the OAuth parameters go to a generic IdP, as in the original.
+        assert_eq!(kc.client.extra_params, Vec::new());
         assert_eq!(
             (kc.client.scope.as_str(), kc.client.username_field.as_str()),
             ("openid", "email")

@@ -140,7 +140,11 @@ pub async fn prepare(config: WtsConfig, mut overrides: Overrides) -> Result<Core
                 message: e.to_string(),
             })?,
         );
-    let http = tessera_oidc::http_client(Duration::from_secs(config.idp_timeout_seconds))?;
+    let roots = config.ca_bundle()?;
+    let http = tessera_oidc::http_client_with_roots(
+        Duration::from_secs(config.idp_timeout_seconds),
+        &roots,
+    )?;
     let keys = Arc::new(KeyStore::new(
         http.clone(),
         Duration::from_secs(config.jwks_refresh_interval_seconds),
@@ -218,6 +222,7 @@ pub async fn prepare(config: WtsConfig, mut overrides: Overrides) -> Result<Core
             config.aggregate_endpoint_allowlist.clone(),
             schemes,
             Duration::from_secs(config.aggregate_timeout_seconds),
+            &roots,
         )?),
     };
     tracing::info!(

@@ -74,18 +74,31 @@ async fn status_version_and_trailing_slash_redirects() {
     let (status, body) = call(app.get("/_version")).await;
     assert_eq!(status, 200);
     assert_eq!(body["version"], wts::VERSION);
-    assert!(body["commit"].is_string());
+    // The build's commit (build.rs), when built from a git checkout.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned());
+    match head {
+        Some(head) => assert_eq!(body["commit"], head.as_str()),
+        None => assert!(body["commit"].is_string()),
+    }
     for (path, location) in [
         ("/token?idp=ext&expires=5", "/token/?idp=ext&expires=5"),
         ("/token", "/token/"),
-        (
-            "/external_oidc?unexpired=true",
-            "/external_oidc/?unexpired=true",
-        ),
     ] {
         let r = app.get(path).send().await.unwrap();
         assert_eq!(r.status(), 308, "{path}");
         assert_eq!(header(&r, "location").as_deref(), Some(location));
+    }
+    // The original answers `/external_oidc` itself, with or without the slash.
+    for path in ["/external_oidc", "/external_oidc?unexpired=true"] {
+        let (status, body) = call(app.get(path)).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(body["providers"].is_array(), "{path}: {body}");
     }
     let r = app.get("/health").send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -166,6 +179,9 @@ async fn token_refreshes_the_newest_row() {
     app.store("alice", "ext", "rt-alice", now() + DAY).await;
     let (status, body) = call(app.get_from_workspace("/token/?expires=3600")).await;
     assert_eq!((status, body), (200, json!({"token": "at-for-rt-carol-2"})));
+    // An empty `expires=` is ignored, as by the original.
+    let (status, body) = call(app.get_from_workspace("/token/?expires=")).await;
+    assert_eq!((status, body), (200, json!({"token": "at-for-rt-carol-2"})));
     let (status, body) = call(app.get("/token/?idp=ext").bearer_auth("alice-token")).await;
     assert_eq!((status, body), (200, json!({"token": "at-for-rt-alice"})));
     app.stop().await;
@@ -218,6 +234,44 @@ async fn authorization_url_checks_and_sets_the_session_cookie() {
         ),
         (
             "?idp=ext&redirect=//evil.org",
+            json!({"message": "only support relative redirect"}),
+        ),
+        // Tab, CR, LF, VT and backslashes, as sent, encoded and double-encoded: browsers
+        // drop the control characters and read `\\` as `/`.
+        (
+            "?idp=ext&redirect=/%09/evil.example",
+            json!({"message": "only support relative redirect"}),
+        ),
+        (
+            "?idp=ext&redirect=/%0D/evil.example",
+            json!({"message": "only support relative redirect"}),
+        ),
+        (
+            "?idp=ext&redirect=/%0A/evil.example",
+            json!({"message": "only support relative redirect"}),
+        ),
+        (
+            "?idp=ext&redirect=/%0B/evil.example",
+            json!({"message": "only support relative redirect"}),
+        ),
+        (
+            "?idp=ext&redirect=/%5C/evil.example",
+            json!({"message": "only support relative redirect"}),
+        ),
+        (
+            "?idp=ext&redirect=/ok/%5Cevil",
+            json!({"message": "only support relative redirect"}),
+        ),
+        (
+            "?idp=ext&redirect=/%2509/evil.example",
+            json!({"message": "only support relative redirect"}),
+        ),
+        (
+            "?idp=ext&redirect=/%250A/evil.example",
+            json!({"message": "only support relative redirect"}),
+        ),
+        (
+            "?idp=ext&redirect=/%255C/evil.example",
             json!({"message": "only support relative redirect"}),
         ),
         (
@@ -285,8 +339,9 @@ async fn authorize_refuses_foreign_states_and_unknown_callers() {
         .returning(|_| Err(ExchangeError::InvalidResponse("missing id_token".into())));
     let app = with_ext(x).await;
     let (cookie, state) = start_login(&app, "").await;
-    let state_mismatch =
-        json!({"message": format!("{FORBIDDEN}state did not match across auth requests")});
+    let state_mismatch = json!({"message": format!(
+        "{FORBIDDEN}could not authorize; state did not match across auth requests"
+    )});
     // No cookie, another state, a tampered cookie.
     let tampered = format!("{}x", cookie);
     for (cookie, state) in [
@@ -570,5 +625,55 @@ async fn the_openapi_document_lists_the_routes() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
+    // What is served: `/aggregate/{path}` declares its parameter, `/token/`'s 400 is
+    // `{"error"}` or `{"message"}`, a 405 says what is allowed.
+    let aggregate = &doc["paths"]["/aggregate/{path}"]["get"];
+    assert_eq!(aggregate["parameters"][0]["name"], "path");
+    assert_eq!(aggregate["parameters"][0]["in"], "path");
+    assert_eq!(aggregate["parameters"][0]["required"], true);
+    let bad = &doc["paths"]["/token/"]["get"]["responses"]["400"]["content"]["application/json"]["schema"];
+    let shapes = doc["components"]["schemas"]["BadRequest"]["oneOf"].clone();
+    assert_eq!(bad["$ref"], "#/components/schemas/BadRequest", "{bad}");
+    assert_eq!(
+        shapes,
+        json!([
+            {"$ref": "#/components/schemas/Message"},
+            {"$ref": "#/components/schemas/ErrorBody"}
+        ])
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["ErrorBody"]["required"],
+        json!(["error"])
+    );
+    for path in ["/aggregate/user/user", "/token/"] {
+        let r = app
+            .client
+            .request(reqwest::Method::TRACE, format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{path}");
+        assert_eq!(header(&r, "allow").as_deref(), Some("GET"), "{path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn by_default_no_forwarded_header_is_trusted() {
+    // A client reaching wts directly must not pose as a workspace by naming its address.
+    let app = spawn(
+        |c| c.forwarded_for_hops = wts::WtsConfig::default().forwarded_for_hops,
+        vec![("default", refreshing())],
+    )
+    .await;
+    app.store("carol", "default", "rt-carol", now() + DAY).await;
+    let (status, body) = call(app.get_from_workspace("/token/")).await;
+    assert_eq!(
+        (status, body),
+        (
+            403,
+            json!({"message": format!("{FORBIDDEN}You need to be authenticated to use this resource")})
+        )
+    );
     app.stop().await;
 }

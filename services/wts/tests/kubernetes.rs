@@ -5,21 +5,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{call, now, spawn};
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::rsa::Rsa;
-use openssl::ssl::{SslAcceptor, SslMethod};
-use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
-use openssl::x509::{X509, X509NameBuilder};
+use common::{call, header_in, now, serve_https, spawn};
 use serde_json::json;
 use tessera_tokens::ports::MockTokenExchange;
 use tessera_tokens::{Caller, IdentityResolver, RefreshGrant};
@@ -30,35 +21,6 @@ use wts::identity::KubernetesIdentity;
 struct FakeApi {
     url: String,
     seen: Arc<Mutex<Vec<(String, String)>>>,
-}
-
-fn self_signed() -> (X509, PKey<openssl::pkey::Private>) {
-    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "kubernetes").unwrap();
-    let name = name.build();
-    let mut cert = X509::builder().unwrap();
-    cert.set_version(2).unwrap();
-    let mut serial = BigNum::new().unwrap();
-    serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
-    cert.set_serial_number(&serial.to_asn1_integer().unwrap())
-        .unwrap();
-    cert.set_subject_name(&name).unwrap();
-    cert.set_issuer_name(&name).unwrap();
-    cert.set_pubkey(&key).unwrap();
-    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    cert.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-        .unwrap();
-    cert.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-        .unwrap();
-    let san = SubjectAlternativeName::new()
-        .ip("127.0.0.1")
-        .build(&cert.x509v3_context(None, None))
-        .unwrap();
-    cert.append_extension(san).unwrap();
-    cert.sign(&key, MessageDigest::sha256()).unwrap();
-    (cert.build(), key)
 }
 
 fn pods_for(query: &str) -> serde_json::Value {
@@ -76,65 +38,25 @@ fn pods_for(query: &str) -> serde_json::Value {
 
 /// Serves until the process ends: one request per connection, `valid_token` required.
 fn start_api(dir: &Path, valid_token: &'static str) -> FakeApi {
-    let (cert, key) = self_signed();
-    std::fs::write(dir.join("ca.crt"), cert.to_pem().unwrap()).unwrap();
-    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
-    acceptor.set_private_key(&key).unwrap();
-    acceptor.set_certificate(&cert).unwrap();
-    let acceptor = acceptor.build();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "https://127.0.0.1:{}",
-        listener.local_addr().unwrap().port()
-    );
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            // A client that refuses the certificate aborts the handshake: just go on.
-            let Ok(mut tls) = acceptor.accept(stream) else {
-                continue;
-            };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n")
-                && tls.read(&mut byte).map(|n| n == 1).unwrap_or(false)
-            {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).to_string();
-            let target = head
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned();
-            let auth = head
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("authorization: ")
-                        .or_else(|| l.strip_prefix("Authorization: "))
-                })
-                .unwrap_or_default()
-                .to_owned();
-            log.lock().unwrap().push((target.clone(), auth.clone()));
-            let (status, body) = if auth != format!("Bearer {valid_token}") {
-                ("401 Unauthorized", json!({"kind": "Status", "code": 401}))
-            } else if let Some(query) = target.strip_prefix("/api/v1/pods?fieldSelector=") {
-                ("200 OK", pods_for(&query.replace("%3D", "=")))
-            } else {
-                ("404 Not Found", json!({}))
-            };
-            let body = body.to_string();
-            let _ = write!(
-                tls,
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tls.shutdown();
+    let host = serve_https(dir, move |target, head| {
+        let auth = header_in(head, "authorization")
+            .unwrap_or_default()
+            .to_owned();
+        log.lock().unwrap().push((target.to_owned(), auth.clone()));
+        if auth != format!("Bearer {valid_token}") {
+            ("401 Unauthorized", json!({"kind": "Status", "code": 401}))
+        } else if let Some(query) = target.strip_prefix("/api/v1/pods?fieldSelector=") {
+            ("200 OK", pods_for(&query.replace("%3D", "=")))
+        } else {
+            ("404 Not Found", json!({}))
         }
     });
-    FakeApi { url, seen }
+    FakeApi {
+        url: format!("https://{host}"),
+        seen,
+    }
 }
 
 fn caller(ip: &str) -> Caller {

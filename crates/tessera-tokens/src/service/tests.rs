@@ -460,7 +460,23 @@ async fn start_login_checks_the_redirect_then_the_idp() {
         ("default", "fence", untouched()),
         ("shared", "s.org", x),
     ]);
-    for bad in ["https://evil", "evil", "//evil.org/x", "/\\evil"] {
+    for bad in [
+        "https://evil",
+        "evil",
+        "//evil.org/x",
+        "/\\evil",
+        "/\t/evil.example",
+        "/\r/evil.example",
+        "/\n/evil.example",
+        "/\u{b}/evil.example",
+        "/ok\\..\\evil",
+        "/ok\nSet-Cookie: x=1",
+        "/%09/evil.example",
+        "/%2509/evil.example",
+        "/%252F/evil.example",
+        "/%5C/evil.example",
+        "/%2F/evil.example",
+    ] {
         let err = svc.start_login(Some("nope"), Some(bad)).await.unwrap_err();
         assert!(matches!(err, Error::AbsoluteRedirect), "{bad}: {err:?}");
     }
@@ -469,6 +485,10 @@ async fn start_login_checks_the_redirect_then_the_idp() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::UnknownIdp(_)), "{err:?}");
+    for good in ["/", "/back?x=1", "/a%20b/c", "/x?next=%2Fhome"] {
+        let start = svc.start_login(Some("shared"), Some(good)).await.unwrap();
+        assert_eq!(start.session.redirect.as_deref(), Some(good));
+    }
     let start = svc
         .start_login(Some("shared"), Some("/back?x=1"))
         .await

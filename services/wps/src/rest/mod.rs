@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::http::header::CACHE_CONTROL;
+use actix_web::http::header::{CACHE_CONTROL, LINK};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 use tessera_auth::actix::{BearerToken, Rejection};
@@ -449,15 +449,22 @@ pub async fn get_boxes(
 /// List the user's work packages
 ///
 /// The caller's own work packages, expired ones included, oldest first; never their
-/// access token hashes, keys or personal data.
+/// access token hashes, keys or personal data. Paged: at most `limit` (default 100) per
+/// response; when more follow, a `Link: <…?limit=…&after=<last id>>; rel="next"` header
+/// names the next page.
 #[utoipa::path(
     get,
     path = "/users/{user_id}/work-packages",
     tag = "WorkPackages",
     operation_id = "list_work_packages",
-    params(("user_id" = Uuid, Path, description = "The internal ID of the user (UUID4)")),
+    params(
+        ("user_id" = Uuid, Path, description = "The internal ID of the user (UUID4)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Packages per page (default 100, at most 1000)"),
+        ("after" = Option<Uuid>, Query, description = "The id of the last package of the previous page (UUID4)"),
+    ),
     responses(
-        (status = 200, description = "Work packages have been fetched", body = Vec<openapi::WorkPackageSummary>),
+        (status = 200, description = "Work packages have been fetched (one page)", body = Vec<openapi::WorkPackageSummary>,
+            headers(("Link" = String, description = "`<url>; rel=\"next\"` when more packages follow"))),
         (status = 401, description = "Not authenticated", body = openapi::HttpError),
         (status = 403, description = "Not authorized to get work packages", body = openapi::HttpError),
         (status = 422, description = "Validation error in submitted user ID", body = openapi::HttpValidationError),
@@ -469,7 +476,118 @@ pub async fn list_work_packages(
     state: web::Data<RestState>,
 ) -> Result<HttpResponse, ApiError> {
     let user = authenticate(&req).await?;
-    let user_id = one_path_uuid4(&req, "user_id")?;
+    let mut errors = Vec::new();
+    let user_id = path_uuid4(&req, "user_id", &mut errors);
+    let page = PageQuery::parse(&req, &mut errors);
+    let (Some(user_id), Some(page)) = (user_id, page) else {
+        return Err(ApiError::Invalid(errors));
+    };
     let packages = state.repository.list_user_packages(user_id, &user).await?;
-    Ok(HttpResponse::Ok().json(packages))
+    let start = match page.after {
+        None => 0,
+        Some(after) => match packages.iter().position(|p| p.id == after) {
+            Some(at) => at + 1,
+            None => {
+                return Err(ApiError::Invalid(vec![ValidationItem::new(
+                    "value_error",
+                    vec![json!("query"), json!("after")],
+                    "Value error, not one of the user's work packages",
+                    json!(after.to_string()),
+                )]));
+            }
+        },
+    };
+    let end = packages.len().min(start + page.limit);
+    let items = packages.get(start..end).unwrap_or_default();
+    let mut response = HttpResponse::Ok();
+    if let (true, Some(last)) = (end < packages.len(), items.last()) {
+        response.insert_header((
+            LINK,
+            format!(
+                "<{}?limit={}&after={}>; rel=\"next\"",
+                req.path(),
+                page.limit,
+                last.id
+            ),
+        ));
+    }
+    Ok(response.json(items))
+}
+
+/// Packages per page of `GET /users/{id}/work-packages` unless `limit` says otherwise.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// The largest `limit`.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// `limit` and `after`, validated like FastAPI's `Query(ge=1, le=1000)` and `UUID4`.
+struct PageQuery {
+    limit: usize,
+    after: Option<Uuid>,
+}
+
+impl PageQuery {
+    fn parse(req: &HttpRequest, errors: &mut Vec<ValidationItem>) -> Option<Self> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map(web::Query::into_inner)
+            .unwrap_or_default();
+        let last = |name: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let before = errors.len();
+        let loc = || vec![json!("query"), json!("limit")];
+        let limit = match last("limit") {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => match raw.trim().parse::<i64>() {
+                Err(_) => {
+                    errors.push(ValidationItem::new(
+                        "int_parsing",
+                        loc(),
+                        "Input should be a valid integer, unable to parse string as an integer",
+                        json!(raw),
+                    ));
+                    0
+                }
+                Ok(n) if n < 1 => {
+                    errors.push(
+                        ValidationItem::new(
+                            "greater_than_equal",
+                            loc(),
+                            "Input should be greater than or equal to 1",
+                            json!(raw),
+                        )
+                        .with_ctx(json!({"ge": 1})),
+                    );
+                    0
+                }
+                Ok(n) if n > MAX_PAGE_SIZE as i64 => {
+                    errors.push(
+                        ValidationItem::new(
+                            "less_than_equal",
+                            loc(),
+                            format!("Input should be less than or equal to {MAX_PAGE_SIZE}"),
+                            json!(raw),
+                        )
+                        .with_ctx(json!({"le": MAX_PAGE_SIZE})),
+                    );
+                    0
+                }
+                Ok(n) => usize::try_from(n).unwrap_or(DEFAULT_PAGE_SIZE),
+            },
+        };
+        let after = match last("after") {
+            None => None,
+            Some(raw) => match parse_uuid4(&["query", "after"], raw) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    errors.extend(e.items);
+                    None
+                }
+            },
+        };
+        (errors.len() == before).then_some(Self { limit, after })
+    }
 }

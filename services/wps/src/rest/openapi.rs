@@ -163,13 +163,27 @@ pub struct HttpError {
 /// One validation failure.
 #[derive(Debug, ToSchema)]
 pub struct ValidationErrorItem {
-    /// Where: `["body", field]`, `["path", name]`.
+    /// Where: `["body", field]`, `["path", name]`, `["body", "file_ids", 0]` (list
+    /// positions are integers).
+    #[schema(schema_with = loc_schema)]
     loc: Vec<String>,
     /// What is wrong.
     msg: String,
     /// The error type (`missing`, `uuid_parsing`, `value_error`, …).
     #[schema(rename = "type")]
     kind: String,
+}
+
+/// `loc`: strings and integers, as FastAPI declares it.
+fn loc_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            AnyOfBuilder::new()
+                .item(ObjectBuilder::new().schema_type(Type::String))
+                .item(ObjectBuilder::new().schema_type(Type::Integer)),
+        )
+        .build()
 }
 
 /// Validation failures.

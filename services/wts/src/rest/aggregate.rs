@@ -26,14 +26,18 @@ pub struct Aggregator {
 
 impl Aggregator {
     /// An aggregator for `allowlist`, calling hosts with their `schemes`, each call limited
-    /// to `timeout`.
+    /// to `timeout`, trusting `roots` besides the system's.
     pub fn new(
         allowlist: Vec<String>,
         schemes: BTreeMap<String, String>,
         timeout: Duration,
+        roots: &[reqwest::Certificate],
     ) -> crate::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
+        let mut http = reqwest::Client::builder().timeout(timeout);
+        for root in roots {
+            http = http.add_root_certificate(root.clone());
+        }
+        let http = http
             .build()
             .map_err(|e| crate::Error::Internal(e.to_string()))?;
         Ok(Self {
@@ -43,9 +47,13 @@ impl Aggregator {
         })
     }
 
-    /// Whether `/path` may be called.
+    /// Whether `/path` may be called: an allowlist entry, either with or without a
+    /// trailing `/` on either side.
     pub fn allows(&self, endpoint: &str) -> bool {
-        self.allowlist.iter().any(|p| p == endpoint)
+        let endpoint = endpoint.strip_suffix('/').unwrap_or(endpoint);
+        self.allowlist
+            .iter()
+            .any(|p| p.strip_suffix('/').unwrap_or(p) == endpoint)
     }
 
     async fn call(
@@ -129,6 +137,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_allowlist_ignores_a_trailing_slash_on_either_side() {
+        let aggregator = Aggregator::new(
+            vec!["/user/user".into(), "/index/index/".into()],
+            BTreeMap::new(),
+            Duration::from_secs(1),
+            &[],
+        )
+        .unwrap();
+        for allowed in ["/user/user", "/user/user/", "/index/index", "/index/index/"] {
+            assert!(aggregator.allows(allowed), "{allowed}");
+        }
+        for refused in ["/user", "/user/user/x", "/index", "/user/user//", "/"] {
+            assert!(!aggregator.allows(refused), "{refused}");
+        }
+    }
 
     #[test]
     fn filters_keep_top_level_keys_with_null_for_missing() {

@@ -130,7 +130,9 @@ impl ApiError {
                 forbidden("your refresh token is expired, please login again")
             }
             E::NotConnected => forbidden("user is not connected with token service or expired"),
-            E::StateMismatch => forbidden("state did not match across auth requests"),
+            E::StateMismatch => {
+                forbidden("could not authorize; state did not match across auth requests")
+            }
             E::LoginRefused(why) => forbidden(why),
             E::TokenResponse(missing) => forbidden(&format!("error in token response: {missing}")),
             E::IdpUnreachable { .. } => (
@@ -224,6 +226,19 @@ pub fn caller(req: &HttpRequest, hops: usize) -> Caller {
 
 /// The routes, to hand to [`tessera_http::HttpStack`].
 pub fn routes(state: RestState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    // Said once at start-up: trusting a forwarded header the clients can reach lets them
+    // pose as a workspace.
+    if state.forwarded_for_hops == 0 {
+        tracing::info!(
+            forwarded_for_hops = 0,
+            "client addresses are the peers' (no X-Forwarded-For hop trusted)"
+        );
+    } else {
+        tracing::info!(
+            forwarded_for_hops = state.forwarded_for_hops,
+            "client addresses come from X-Forwarded-For (trusted proxy hops)"
+        );
+    }
     let data = web::Data::new(state);
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(data.clone())
@@ -238,13 +253,14 @@ pub fn routes(state: RestState) -> impl Fn(&mut web::ServiceConfig) + Clone + Se
             .route("/oauth2/authorize", web::get().to(authorize))
             .route("/oauth2/connected", web::get().to(connected))
             .route("/oauth2/logout", web::get().to(logout))
-            .route("/external_oidc", web::get().to(add_slash))
+            // The original answers here itself; only `/token` redirects (§B9.7).
+            .route("/external_oidc", web::get().to(external_oidc))
             .route("/external_oidc/", web::get().to(external_oidc))
             .route("/aggregate/{path:.*}", web::get().to(aggregate::aggregate));
     }
 }
 
-/// `/token` and `/external_oidc`: 308 to the same path with `/` (Flask's strict slashes).
+/// `/token`: 308 to the same path with `/` (Flask's strict slashes).
 async fn add_slash(req: HttpRequest) -> HttpResponse {
     let mut location = format!("{}/", req.path());
     if !req.query_string().is_empty() {
@@ -299,7 +315,7 @@ async fn version() -> HttpResponse {
     ),
     responses(
         (status = 200, description = "A fresh access token", body = openapi::Token),
-        (status = 400, description = "Bad `expires` (`{\"error\"}`) or unknown IdP", body = openapi::Message),
+        (status = 400, description = "Bad `expires` (`{\"error\"}`) or unknown IdP (`{\"message\"}`)", body = openapi::BadRequest),
         (status = 401, description = "Invalid token", body = openapi::Message),
         (status = 403, description = "No user, no refresh token or an expired one", body = openapi::Message),
         (status = 500, description = "The IdP failed", body = openapi::Message),
@@ -365,10 +381,10 @@ async fn authorization_url(
         (status = 200, description = "Linked; no redirect was asked for", body = openapi::Success),
         (status = 302, description = "Linked; back to the login's redirect"),
         (status = 401, description = "No valid commons token", body = openapi::Message),
-        (status = 403, description = "State mismatch or the IdP refused", body = openapi::Message),
+        (status = 403, description = "State mismatch (checked before the token) or the IdP refused", body = openapi::Message),
         (status = 500, description = "The IdP failed", body = openapi::Message),
     ),
-    security(("bearer" = []))
+    security((), ("bearer" = []))
 )]
 async fn authorize(
     state: web::Data<RestState>,

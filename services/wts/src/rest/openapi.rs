@@ -7,10 +7,26 @@ use tessera_http::BearerScheme;
 use utoipa::{OpenApi, ToSchema};
 
 /// An error: `{"message": …}` (400 for a bad `expires` is `{"error": …}`).
-#[derive(Debug, ToSchema)]
+#[derive(Debug, serde::Serialize, ToSchema)]
 pub struct Message {
     /// What went wrong.
     message: String,
+}
+
+/// The 400 of a bad `expires`: `{"error": …}`.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// `expires has to be an integer`.
+    error: String,
+}
+
+/// A 400 of `/token/`: `{"error": …}` for a bad `expires`, else `{"message": …}`.
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(missing_docs)]
+pub enum BadRequest {
+    Message(Message),
+    Error(ErrorBody),
 }
 
 /// `GET /token/`.
@@ -95,22 +111,71 @@ pub struct ApiDoc;
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     // `/aggregate/{path}` matches any sub-path, which a path macro cannot declare.
-    let operation = utoipa::openapi::path::OperationBuilder::new()
+    use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
+    let json = |schema: utoipa::openapi::RefOr<utoipa::openapi::Schema>| {
+        ContentBuilder::new().schema(Some(schema)).build()
+    };
+    let message = || json(Ref::from_schema_name("Message").into());
+    let operation = OperationBuilder::new()
         .operation_id(Some("aggregate"))
         .tag("aggregate")
         .summary(Some("Call an allowlisted endpoint on every commons"))
+        .parameter(
+            ParameterBuilder::new()
+                .name("path")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(
+                    "The endpoint on each commons, without its leading `/`; it must be in `aggregate_endpoint_allowlist`",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        )
+        .parameter(
+            ParameterBuilder::new()
+                .name("filters")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some("Keep only these top-level keys of each answer"))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        )
         .response(
             "200",
-            utoipa::openapi::ResponseBuilder::new()
+            ResponseBuilder::new()
                 .description("Each commons host to its answer, or null")
+                .content(
+                    "application/json",
+                    json(ObjectBuilder::new().schema_type(Type::Object).into()),
+                )
+                .build(),
+        )
+        .response(
+            "401",
+            ResponseBuilder::new()
+                .description("Invalid token")
+                .content("application/json", message())
                 .build(),
         )
         .response(
             "404",
-            utoipa::openapi::ResponseBuilder::new()
+            ResponseBuilder::new()
                 .description("Not in the allowlist")
+                .content("application/json", message())
                 .build(),
         )
+        .response(
+            "500",
+            ResponseBuilder::new()
+                .description("A failure of this service")
+                .content("application/json", message())
+                .build(),
+        )
+        .security(utoipa::openapi::security::SecurityRequirement::default())
+        .security(utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        ))
         .build();
     doc.paths.add_path_operation(
         "/aggregate/{path}",

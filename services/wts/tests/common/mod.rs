@@ -6,7 +6,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+
 use async_trait::async_trait;
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::rsa::Rsa;
+use openssl::ssl::{SslAcceptor, SslMethod};
+use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+use openssl::x509::{X509, X509NameBuilder};
 use serde_json::Value;
 use tessera_embedded::EmbeddedStore;
 use tessera_kit::dao::Filter;
@@ -54,6 +66,7 @@ pub fn config(dir: &std::path::Path) -> WtsConfig {
         ..WtsConfig::default()
     };
     // Workspaces come through one proxy hop; the tests set X-Forwarded-For.
+    config.forwarded_for_hops = 1;
     config
         .static_identities
         .insert(CAROL_IP.into(), "carol".into());
@@ -172,4 +185,92 @@ pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
         .headers()
         .get(name)
         .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// A self-signed CA certificate for `127.0.0.1`, and its key.
+pub fn self_signed() -> (X509, PKey<openssl::pkey::Private>) {
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "kubernetes").unwrap();
+    let name = name.build();
+    let mut cert = X509::builder().unwrap();
+    cert.set_version(2).unwrap();
+    let mut serial = BigNum::new().unwrap();
+    serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
+    cert.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
+    cert.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .build(&cert.x509v3_context(None, None))
+        .unwrap();
+    cert.append_extension(san).unwrap();
+    cert.sign(&key, MessageDigest::sha256()).unwrap();
+    (cert.build(), key)
+}
+
+/// An HTTPS server with a [`self_signed`] certificate (written to `<dir>/ca.crt`) that
+/// answers one request per connection until the process ends: `answer(target, head)`
+/// gives the status line and JSON body. Returns `127.0.0.1:<port>`.
+pub fn serve_https(
+    dir: &Path,
+    answer: impl Fn(&str, &str) -> (&'static str, Value) + Send + 'static,
+) -> String {
+    let (cert, key) = self_signed();
+    std::fs::write(dir.join("ca.crt"), cert.to_pem().unwrap()).unwrap();
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    acceptor.set_private_key(&key).unwrap();
+    acceptor.set_certificate(&cert).unwrap();
+    let acceptor = acceptor.build();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            // A client that refuses the certificate aborts the handshake: just go on.
+            let Ok(mut tls) = acceptor.accept(stream) else {
+                continue;
+            };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n")
+                && tls.read(&mut byte).map(|n| n == 1).unwrap_or(false)
+            {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            // Read the body too: closing with unread data would reset the connection.
+            let length: usize = header_in(&head, "content-length")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            let _ = tls.read_exact(&mut body);
+            let target = head.split_whitespace().nth(1).unwrap_or_default();
+            let (status, body) = answer(target, &head);
+            let body = body.to_string();
+            let _ = write!(
+                tls,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.shutdown();
+        }
+    });
+    host
+}
+
+/// A header's value in a raw request head (name in any case).
+pub fn header_in<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
 }
