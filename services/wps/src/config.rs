@@ -194,13 +194,6 @@ fn invalid(key: &'static str, message: impl Into<String>) -> Error {
 }
 
 impl WpsConfig {
-    /// Loads the config: defaults < `WPS_CONFIG_YAML` (or `./.wps.yaml`, `~/.wps.yaml`) <
-    /// `WPS_SECRETS_DIR` files < `./.env` < `WPS_*` environment variables; then
-    /// [`WpsConfig::validate`]s it.
-    pub fn load() -> Result<Self> {
-        tessera_service::load_config::<crate::Core>()
-    }
-
     /// Loads the config from the given variables only (and the YAML file they name); for
     /// tests.
     pub fn load_from_env(env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {

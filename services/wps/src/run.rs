@@ -17,7 +17,8 @@ pub type RunningWps = tessera_service::Running<Core>;
 ///
 /// ```no_run
 /// # async fn demo(store: tessera_embedded::EmbeddedStore) -> wps::Result<()> {
-/// let mut config = wps::WpsConfig::load()?; // or build it; signing and auth keys required
+/// // or build it; signing and auth keys required
+/// let mut config = tessera_service::load_config::<wps::Core>()?;
 /// config.http.port = 0; // any free port
 /// let running = wps::start_dev(config, store).await?;
 /// println!("wps at {}", running.url().unwrap_or_default());

@@ -258,17 +258,6 @@ fn param_text(value: &Value) -> String {
 }
 
 impl WtsConfig {
-    /// Loads the config: defaults < `WTS_CONFIG_YAML` (or `./.wts.yaml`, `~/.wts.yaml`) <
-    /// `WTS_*` environment variables; then [`WtsConfig::validate`]s it.
-    pub fn load() -> Result<Self> {
-        tessera_service::load_config::<crate::Core>()
-    }
-
-    /// Loads the config from the given variables only (and the YAML file they name).
-    pub fn load_from_env(env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
-        tessera_service::load_config_from::<crate::Core>(env)
-    }
-
     /// Checks what loading alone cannot: URLs, the Fernet key, unique IdP names, the
     /// static identities, numbers in range. The error names the key.
     pub fn validate(&self) -> Result<()> {
@@ -741,7 +730,7 @@ mod tests {
             ),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let config = WtsConfig::load_from_env(env.clone()).unwrap();
+        let config = tessera_service::load_config_from::<crate::Core>(env.clone()).unwrap();
         assert_eq!(
             config.aggregate_endpoint_allowlist,
             vec!["/user/user".to_owned()]
@@ -752,7 +741,7 @@ mod tests {
             .into_iter()
             .filter(|(k, _)| k != "WTS_ENCRYPTION_KEY")
             .collect();
-        let err = WtsConfig::load_from_env(missing).unwrap_err().to_string();
+        let err = tessera_service::load_config_from::<crate::Core>(missing).unwrap_err().to_string();
         assert!(err.contains("encryption_key"), "{err}");
     }
 

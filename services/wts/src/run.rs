@@ -22,7 +22,7 @@ pub async fn start(core: Core) -> Result<RunningWts> {
 ///
 /// ```no_run
 /// # async fn demo(store: tessera_embedded::EmbeddedStore) -> wts::Result<()> {
-/// let mut config = wts::WtsConfig::load()?;
+/// let mut config = tessera_service::load_config::<wts::Core>()?;
 /// config.http.port = 0; // any free port
 /// let running = wts::start_dev(config, store).await?;
 /// println!("wts at {}", running.url().unwrap_or_default());
