@@ -18,7 +18,7 @@ use clap::{ArgMatches, FromArgMatches, Subcommand};
 
 use crate::error::{Error, Failure};
 use crate::lifecycle::{Parts, Role};
-use crate::{Service, ServiceConfig, load_config, load_config_with_warnings, run};
+use crate::{Service, ServiceConfig, load_config, run};
 
 /// The commands every service has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,13 +164,6 @@ fn print(text: &str) -> Result<(), Error> {
         })
 }
 
-/// Logs what loading the config found worth a warning.
-fn log_warnings(warnings: &[tessera_config::Warning]) {
-    for warning in warnings {
-        tracing::warn!(%warning, "config");
-    }
-}
-
 /// Installs logging to stderr (one-shot commands keep stdout for their output).
 fn log_to_stderr<S: Service>(config: &S::Config) {
     if let Ok(subscriber) = tessera_http::subscriber(config.log(), std::io::stderr) {
@@ -186,10 +179,9 @@ pub async fn execute<S: Service>(command: Command<S::Commands>) -> Result<(), S:
     let shared = match command {
         Command::Service(command) => {
             let config = || {
-                let loaded = load_config_with_warnings::<S>()?;
-                log_to_stderr::<S>(&loaded.config);
-                log_warnings(&loaded.warnings);
-                Ok(loaded.config)
+                let config = load_config::<S>()?;
+                log_to_stderr::<S>(&config);
+                Ok(config)
             };
             return S::command(command, &config).await;
         }
@@ -197,11 +189,9 @@ pub async fn execute<S: Service>(command: Command<S::Commands>) -> Result<(), S:
     };
     match shared {
         Shared::Serve | Shared::Run(_) => {
-            let loaded = load_config_with_warnings::<S>()?;
-            tessera_http::init_logging(loaded.config.log())
+            let config = load_config::<S>()?;
+            tessera_http::init_logging(config.log())
                 .map_err(|e| Error::config(prefix, "log_level", e.to_string()))?;
-            log_warnings(&loaded.warnings);
-            let config = loaded.config;
             let selection = match shared {
                 Shared::Run(parts) => parts,
                 _ => Parts::ALL,
@@ -209,10 +199,9 @@ pub async fn execute<S: Service>(command: Command<S::Commands>) -> Result<(), S:
             run::<S>(config, selection).await
         }
         Shared::MigrateDb => {
-            let loaded = load_config_with_warnings::<S>()?;
-            log_to_stderr::<S>(&loaded.config);
-            log_warnings(&loaded.warnings);
-            S::migrate(loaded.config).await
+            let config = load_config::<S>()?;
+            log_to_stderr::<S>(&config);
+            S::migrate(config).await
         }
         Shared::ConfigExample => {
             let header = format!(

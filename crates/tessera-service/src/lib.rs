@@ -124,7 +124,8 @@ pub trait Service: Sized + Send + Sync + 'static {
 
 /// Loads `S`'s config (defaults < YAML < secrets < `.env` < environment) and validates it;
 /// what deserves a warning (keys of the original this service ignores, variables with its
-/// prefix that name no key) is written to stderr.
+/// prefix that name no key) is written to stderr, whatever the log level, before logging
+/// starts.
 pub fn load_config<S: Service>() -> Result<S::Config, S::Error> {
     let loaded = load_config_with_warnings::<S>()?;
     for warning in &loaded.warnings {

@@ -331,7 +331,6 @@ fn an_original_deployments_config_loads_with_warnings() {
         "log_traceback",
         "enable_opentelemetry",
         "otel_trace_sampling_rate",
-        "migration_wait_sec",
     ] {
         assert!(
             err.contains(&format!("\"{key}\"")),

@@ -741,7 +741,9 @@ mod tests {
             .into_iter()
             .filter(|(k, _)| k != "WTS_ENCRYPTION_KEY")
             .collect();
-        let err = tessera_service::load_config_from::<crate::Core>(missing).unwrap_err().to_string();
+        let err = tessera_service::load_config_from::<crate::Core>(missing)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("encryption_key"), "{err}");
     }
 
