@@ -30,6 +30,9 @@ pub struct Loader {
     env: Vec<(String, String)>,
     yaml_file: Option<PathBuf>,
     search_dirs: Vec<PathBuf>,
+    /// Variables without the prefix that set a key (upper-cased name, key), below the
+    /// prefixed variable of the same key.
+    aliases: Vec<(String, String)>,
 }
 
 impl Loader {
@@ -40,6 +43,7 @@ impl Loader {
             env: Vec::new(),
             yaml_file: None,
             search_dirs: Vec::new(),
+            aliases: Vec::new(),
         }
     }
 
@@ -71,6 +75,15 @@ impl Loader {
     #[must_use]
     pub fn yaml_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.yaml_file = Some(path.into());
+        self
+    }
+
+    /// Lets the unprefixed variable `var` (case-insensitive) set `key`, for services whose
+    /// original read a few variables without the common prefix (os-conductor's
+    /// `ACCESS_KEY_EXPIRES_IN`). `<PREFIX>_<KEY>` wins when both are set.
+    #[must_use]
+    pub fn alias(mut self, var: &str, key: &str) -> Self {
+        self.aliases.push((var.to_uppercase(), key.to_owned()));
         self
     }
 
@@ -224,15 +237,24 @@ impl Loader {
                 if upper == config_var {
                     return None;
                 }
-                let rest = upper.strip_prefix(&prefix)?;
-                let path: Vec<String> =
-                    rest.to_lowercase().split("__").map(str::to_owned).collect();
+                let (rest, alias) = match upper.strip_prefix(&prefix) {
+                    Some(rest) => (rest.to_lowercase(), false),
+                    None => (
+                        self.aliases
+                            .iter()
+                            .find(|(var, _)| *var == upper)
+                            .map(|(_, key)| key.to_lowercase())?,
+                        true,
+                    ),
+                };
+                let path: Vec<String> = rest.split("__").map(str::to_owned).collect();
                 if path.iter().any(String::is_empty) {
                     return None;
                 }
                 let (parsed, typed) = parse_env_value(raw, lookup(defaults, &path));
                 Some(EnvEntry {
                     var: name.clone(),
+                    alias,
                     active: known.contains(&path[0]),
                     path,
                     raw: raw.clone(),
@@ -242,8 +264,11 @@ impl Loader {
                 })
             })
             .collect();
-        // Whole values first so that nested `A__B` overrides land on top of `A`.
-        entries.sort_by(|a, b| (a.path.len(), &a.var).cmp(&(b.path.len(), &b.var)));
+        // Whole values first so that nested `A__B` overrides land on top of `A`; aliases
+        // before prefixed variables, which override them.
+        entries.sort_by(|a, b| {
+            (a.path.len(), !a.alias, &a.var).cmp(&(b.path.len(), !b.alias, &b.var))
+        });
         entries
     }
 
@@ -465,6 +490,8 @@ pub(crate) fn required_keys<C: DeserializeOwned>(defaults: &Dict) -> Vec<String>
 #[derive(Debug, Clone)]
 struct EnvEntry {
     var: String,
+    /// Set by an alias, not a prefixed variable.
+    alias: bool,
     path: Vec<String>,
     raw: String,
     parsed: Value,

@@ -46,6 +46,10 @@ pub trait ServiceConfig:
     /// Environment prefix and YAML file stem: `wps` reads `WPS_*` and `.wps.yaml`.
     const PREFIX: &'static str;
 
+    /// Variables without the prefix that set a key, `(variable, key)`: for originals that
+    /// read a few such variables. `<PREFIX>_<KEY>` wins over its alias.
+    const ENV_ALIASES: &'static [(&'static str, &'static str)] = &[];
+
     /// The logging settings.
     fn log(&self) -> &LogConfig;
 }
@@ -122,10 +126,19 @@ pub trait Service: Sized + Send + Sync + 'static {
     fn dev_config(env: &dev::DevEnv) -> Result<Self::Config, Self::Error>;
 }
 
+fn with_aliases<C: ServiceConfig>(loader: tessera_config::Loader) -> tessera_config::Loader {
+    C::ENV_ALIASES
+        .iter()
+        .fold(loader, |loader, (var, key)| loader.alias(var, key))
+}
+
 /// Loads `S`'s config (defaults < YAML < environment) and validates it.
 pub fn load_config<S: Service>() -> Result<S::Config, S::Error> {
-    let config: S::Config = tessera_config::load(<S::Config as ServiceConfig>::PREFIX)
-        .map_err(|e| S::Error::from(Error::Load(e)))?;
+    let config: S::Config = with_aliases::<S::Config>(tessera_config::Loader::from_process(
+        <S::Config as ServiceConfig>::PREFIX,
+    ))
+    .load()
+    .map_err(|e| S::Error::from(Error::Load(e)))?;
     S::validate(&config)?;
     Ok(config)
 }
@@ -135,9 +148,11 @@ pub fn load_config<S: Service>() -> Result<S::Config, S::Error> {
 pub fn load_config_from<S: Service>(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<S::Config, S::Error> {
-    let config: S::Config = tessera_config::Loader::new(<S::Config as ServiceConfig>::PREFIX)
-        .env(env)
-        .load()
+    let config: S::Config = with_aliases::<S::Config>(tessera_config::Loader::new(
+        <S::Config as ServiceConfig>::PREFIX,
+    ))
+    .env(env)
+    .load()
         .map_err(|e| S::Error::from(Error::Load(e)))?;
     S::validate(&config)?;
     Ok(config)
