@@ -360,11 +360,23 @@ mod tests {
             (json!({"a/../../x": file()}), ". or .."),
             (json!({"/etc/passwd": file()}), "relative"),
             (json!({"": file()}), "empty"),
-            (json!({"a": {"md5": "1B2M2Y8AsgTpgAmY7PhCfg==", "name": "a"}}), "length"),
+            (
+                json!({"a": {"md5": "1B2M2Y8AsgTpgAmY7PhCfg==", "name": "a"}}),
+                "length",
+            ),
             (json!({"a": {"length": 1, "name": "a"}}), "md5"),
-            (json!({"a": {"length": 1, "md5": "1B2M2Y8AsgTpgAmY7PhCfg=="}}), "name"),
-            (json!({"a": {"length": 1, "md5": "AAAA", "name": "a"}}), "16-byte"),
-            (json!({"a": {"length": -1, "md5": "1B2M2Y8AsgTpgAmY7PhCfg==", "name": "a"}}), "length"),
+            (
+                json!({"a": {"length": 1, "md5": "1B2M2Y8AsgTpgAmY7PhCfg=="}}),
+                "name",
+            ),
+            (
+                json!({"a": {"length": 1, "md5": "AAAA", "name": "a"}}),
+                "16-byte",
+            ),
+            (
+                json!({"a": {"length": -1, "md5": "1B2M2Y8AsgTpgAmY7PhCfg==", "name": "a"}}),
+                "length",
+            ),
         ];
         for (filedata, why) in cases {
             let err = UploadRequest::parse(&body(filedata.clone())).unwrap_err();

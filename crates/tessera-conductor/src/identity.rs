@@ -472,7 +472,10 @@ mod tests {
     #[test]
     fn idhash_is_md5_of_the_normalised_email() {
         // Python: hashlib.md5(b'alice@example.test').hexdigest()
-        assert_eq!(idhash("alice@example.test"), "2960a687c8031d3d105b67802b5e130e");
+        assert_eq!(
+            idhash("alice@example.test"),
+            "2960a687c8031d3d105b67802b5e130e"
+        );
         // md5("") is well known.
         assert_eq!(idhash(""), "d41d8cd98f00b204e9800998ecf8427e");
     }

@@ -565,7 +565,11 @@ fn an_alias_sets_its_key_below_the_prefixed_variable() {
             .load()
             .unwrap()
     };
-    assert_eq!(load(&[("legacy_port", "9200")]).port, 9200, "typed like the key");
+    assert_eq!(
+        load(&[("legacy_port", "9200")]).port,
+        9200,
+        "typed like the key"
+    );
     assert_eq!(
         load(&[("LEGACY_PORT", "9200"), ("WPS_PORT", "9300")]).port,
         9300,

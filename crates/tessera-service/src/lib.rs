@@ -153,7 +153,7 @@ pub fn load_config_from<S: Service>(
     ))
     .env(env)
     .load()
-        .map_err(|e| S::Error::from(Error::Load(e)))?;
+    .map_err(|e| S::Error::from(Error::Load(e)))?;
     S::validate(&config)?;
     Ok(config)
 }

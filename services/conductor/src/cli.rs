@@ -134,23 +134,45 @@ mod tests {
     fn parses_permission_commands_and_values() {
         let parse = |args: &[&str]| cli::parse::<crate::Core>(args);
         assert!(matches!(
-            parse(&["conductor", "permissions", "grant", "*", "os.datastore", "datapackage-upload"]),
-            Ok(Parsed::Service(Command::Permissions(Permissions::Grant { .. })))
+            parse(&[
+                "conductor",
+                "permissions",
+                "grant",
+                "*",
+                "os.datastore",
+                "datapackage-upload"
+            ]),
+            Ok(Parsed::Service(Command::Permissions(
+                Permissions::Grant { .. }
+            )))
         ));
         assert!(parse(&["conductor", "permissions", "grant", "u", "s"]).is_err());
         assert!(matches!(
             parse(&["conductor", "permissions", "list", "--service", "s"]),
-            Ok(Parsed::Service(Command::Permissions(Permissions::List { .. })))
+            Ok(Parsed::Service(Command::Permissions(
+                Permissions::List { .. }
+            )))
         ));
-        assert_eq!(parse_permission("a").unwrap(), ("a".into(), Value::Bool(true)));
+        assert_eq!(
+            parse_permission("a").unwrap(),
+            ("a".into(), Value::Bool(true))
+        );
         assert_eq!(
             parse_permission("a=[1,2]").unwrap(),
             ("a".into(), serde_json::json!([1, 2]))
         );
-        assert_eq!(parse_permission("a=x").unwrap(), ("a".into(), Value::from("x")));
+        assert_eq!(
+            parse_permission("a=x").unwrap(),
+            ("a".into(), Value::from("x"))
+        );
         assert!(parse_permission("=x").is_err());
         let help = cli::command::<crate::Core>().render_long_help().to_string();
-        for key in ["OS_BASE_URL", "OS_STORAGE_BUCKET_NAME", "OS_CLIENT_API_KEYS", "permissions"] {
+        for key in [
+            "OS_BASE_URL",
+            "OS_STORAGE_BUCKET_NAME",
+            "OS_CLIENT_API_KEYS",
+            "permissions",
+        ] {
             assert!(help.contains(key), "{key} missing from --help");
         }
     }

@@ -215,7 +215,10 @@ impl ConductorConfig {
             if !ok || !names.insert(provider.name.clone()) {
                 return Err(invalid(
                     "oidc_providers",
-                    format!("provider name {:?} must be unique and of [a-z0-9-]", provider.name),
+                    format!(
+                        "provider name {:?} must be unique and of [a-z0-9-]",
+                        provider.name
+                    ),
                 ));
             }
             if provider.client_id.is_empty() {
@@ -234,7 +237,10 @@ impl ConductorConfig {
         self.api_keys()?;
         for (key, value) in [
             ("user_token_expires_in", self.user_token_expires_in),
-            ("permission_token_expires_in", self.permission_token_expires_in),
+            (
+                "permission_token_expires_in",
+                self.permission_token_expires_in,
+            ),
             ("login_state_expires_in", self.login_state_expires_in),
             ("access_key_expires_in", self.access_key_expires_in),
         ] {
@@ -249,7 +255,10 @@ impl ConductorConfig {
         }
         if self.uses_s3() {
             if self.access_key_id.is_empty() {
-                return Err(invalid("access_key_id", "required with storage_bucket_name"));
+                return Err(invalid(
+                    "access_key_id",
+                    "required with storage_bucket_name",
+                ));
             }
             if self.s3_hostname.is_empty() {
                 return Err(invalid("s3_hostname", "required with storage_bucket_name"));
@@ -299,7 +308,12 @@ impl ConductorConfig {
     /// the port); for the local store its public URL.
     pub fn info_prefixes(&self) -> Vec<String> {
         if !self.uses_s3() {
-            return vec![self.objects.objects_public_url.trim_end_matches('/').to_owned()];
+            return vec![
+                self.objects
+                    .objects_public_url
+                    .trim_end_matches('/')
+                    .to_owned(),
+            ];
         }
         let bucket = &self.storage_bucket_name;
         let mut out = Vec::with_capacity(8);

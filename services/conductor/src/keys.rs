@@ -44,8 +44,8 @@ impl fmt::Debug for Keys {
 
 fn derive(secret: &[u8], label: &str) -> Vec<u8> {
     // HMAC accepts keys of any length.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable_hmac());
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
     mac.update(label.as_bytes());
     mac.finalize().into_bytes().to_vec()
 }
@@ -70,8 +70,12 @@ impl Keys {
         let secret = private_pem.as_bytes();
         let hs = |key: &[u8]| -> std::result::Result<(HmacJwsSigner, HmacJwsVerifier), String> {
             Ok((
-                jws::HS256.signer_from_bytes(key).map_err(|e| e.to_string())?,
-                jws::HS256.verifier_from_bytes(key).map_err(|e| e.to_string())?,
+                jws::HS256
+                    .signer_from_bytes(key)
+                    .map_err(|e| e.to_string())?,
+                jws::HS256
+                    .verifier_from_bytes(key)
+                    .map_err(|e| e.to_string())?,
             ))
         };
         let (user_signer, user_verifier) = hs(secret)?;
@@ -172,7 +176,10 @@ mod tests {
         tampered.pop();
         tampered.push('A');
         assert!(keys.verify(TokenKind::Permission, &tampered).is_err() || tampered == permission);
-        assert!(keys.public_key_pem().starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert!(
+            keys.public_key_pem()
+                .starts_with("-----BEGIN PUBLIC KEY-----")
+        );
         assert!(Keys::from_pem("not a key").is_err());
         assert_ne!(keys.pkce_verifier("a"), keys.pkce_verifier("b"));
     }

@@ -76,8 +76,13 @@ pub enum LoginError {
 
 impl Providers {
     /// The providers of `config`, using `signing` for states and PKCE verifiers.
-    pub fn new(config: &ConductorConfig, signing: Arc<Keys>, timeout: Duration) -> crate::Result<Self> {
-        let http = tessera_oidc::http_client(timeout).map_err(|e| crate::Error::Internal(e.to_string()))?;
+    pub fn new(
+        config: &ConductorConfig,
+        signing: Arc<Keys>,
+        timeout: Duration,
+    ) -> crate::Result<Self> {
+        let http = tessera_oidc::http_client(timeout)
+            .map_err(|e| crate::Error::Internal(e.to_string()))?;
         let providers = config
             .oidc_providers
             .iter()

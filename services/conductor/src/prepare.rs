@@ -68,8 +68,7 @@ pub async fn prepare(config: ConductorConfig, mut overrides: Overrides) -> Resul
         .documents()
         .await?
         .factory;
-    let collection =
-        |name: &str| tessera_service::backends::collection_name(&config.mongo, name);
+    let collection = |name: &str| tessera_service::backends::collection_name(&config.mongo, name);
     let users = JsonDao::<User>::open(
         factory.as_ref(),
         User::spec(&collection(&config.users_collection)),
@@ -115,7 +114,11 @@ pub async fn prepare(config: ConductorConfig, mut overrides: Overrides) -> Resul
         config.upload_expiry(),
         config.info_prefixes(),
     ));
-    let providers = Arc::new(Providers::new(&config, keys.clone(), Duration::from_secs(10))?);
+    let providers = Arc::new(Providers::new(
+        &config,
+        keys.clone(),
+        Duration::from_secs(10),
+    )?);
     let rest = RestState {
         identity: identity.clone(),
         datastore: datastore.clone(),
@@ -149,7 +152,10 @@ impl Core {
     pub fn rest_part(&self) -> Result<Part<Error>> {
         let stack = HttpStack::new(self.config.http.clone(), openapi::document())?;
         let objects = match &self.local_objects {
-            Some(store) => Some((objects_path(&self.config.objects.objects_public_url)?, store.clone())),
+            Some(store) => Some((
+                objects_path(&self.config.objects.objects_public_url)?,
+                store.clone(),
+            )),
             None => None,
         };
         Ok(Part::rest(

@@ -160,7 +160,10 @@ pub fn routes(
             .route("/admin/permissions", web::post().to(grant_permissions))
             .route("/admin/permissions", web::delete().to(revoke_permissions));
         if let Some((path, store)) = &objects {
-            cfg.service(tessera_embedded::objects_http::objects_scope(path, store.clone()));
+            cfg.service(tessera_embedded::objects_http::objects_scope(
+                path,
+                store.clone(),
+            ));
         }
     }
 }
@@ -352,11 +355,7 @@ fn redirect(url: &reqwest::Url) -> HttpResponse {
 /// `GET /oauth/<provider>_callback?code=&state=`: signs the user in and returns to `next`
 /// with `jwt`; a failed login returns there without it. A bad or expired state, another
 /// provider's state or a `next` outside the allowed origins is a 400.
-async fn callback(
-    req: HttpRequest,
-    path: web::Path<String>,
-    state: web::Data<RestState>,
-) -> Reply {
+async fn callback(req: HttpRequest, path: web::Path<String>, state: web::Data<RestState>) -> Reply {
     let query = web::Query::<CallbackQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?
         .into_inner();
@@ -464,9 +463,13 @@ async fn list_permissions(req: HttpRequest, state: web::Data<RestState>) -> Repl
     let p = params(&req, None);
     let rows = state
         .identity
-        .list_permissions(p.get("userid").map(String::as_str), p.get("service").map(String::as_str))
+        .list_permissions(
+            p.get("userid").map(String::as_str),
+            p.get("service").map(String::as_str),
+        )
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"permissions": rows.iter().map(row_json).collect::<Vec<_>>()})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"permissions": rows.iter().map(row_json).collect::<Vec<_>>()})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -521,7 +524,15 @@ mod tests {
         for ok in ["f", "jQuery_123", "a.b.c", "$x"] {
             assert!(valid_callback(ok), "{ok}");
         }
-        for bad in ["", "1a", "a;alert(1)", "a.", "a b", "a(b)", &"a".repeat(129)] {
+        for bad in [
+            "",
+            "1a",
+            "a;alert(1)",
+            "a.",
+            "a b",
+            "a(b)",
+            &"a".repeat(129),
+        ] {
             assert!(!valid_callback(bad), "{bad}");
         }
     }

@@ -76,9 +76,23 @@ fn revoke_permissions() {}
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "OpenSpending conductor", description = "Login, permission tokens and datastore uploads (os-conductor)."),
-    paths(check, authorize, update, public_key, lib, callback, datastore_authorize, datastore_info,
-          list_permissions, grant_permissions, revoke_permissions)
+    info(
+        title = "OpenSpending conductor",
+        description = "Login, permission tokens and datastore uploads (os-conductor)."
+    ),
+    paths(
+        check,
+        authorize,
+        update,
+        public_key,
+        lib,
+        callback,
+        datastore_authorize,
+        datastore_info,
+        list_permissions,
+        grant_permissions,
+        revoke_permissions
+    )
 )]
 struct Doc;
 
