@@ -10,6 +10,8 @@
 //! `cargo bench -p conductor --bench authorize`. Knobs: `CONDUCTOR_BENCH_CONCURRENCY`
 //! (connections, default 16), `CONDUCTOR_BENCH_SECONDS` (window, default 10).
 
+#![allow(clippy::expect_used)] // a bench: setup failures abort it
+
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
