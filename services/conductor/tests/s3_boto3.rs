@@ -233,3 +233,96 @@ async fn boto3_uploads_with_the_authorized_url_on_s3s_and_wrong_ones_are_refused
     )
     .await;
 }
+
+/// The embedded default: botocore sends the upload to the service's own presigned URL (the
+/// local object store's scope); a wrong MD5, a wrong type or a body that does not match its
+/// MD5 is refused and leaves nothing behind.
+#[tokio::test]
+async fn boto3_uploads_to_the_services_own_urls_and_wrong_ones_are_refused() {
+    let oracle = Oracle::new("s3_interop.py");
+    if !oracle.available("boto3_uploads_to_the_services_own_urls_and_wrong_ones_are_refused") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut config = ConductorConfig {
+        base_url: base.clone(),
+        private_key: conductor::keys::generate_private_key().unwrap().into(),
+        ..ConductorConfig::default()
+    };
+    config.http.port = port;
+    config.embedded.embedded_db_path = dir.path().join("db.sqlite");
+    config.objects.objects_root = dir.path().join("objects");
+    config.objects.objects_public_url = format!("{base}/objects");
+    let core = prepare(config, Overrides::default()).await.unwrap();
+    let identity = core.identity.clone();
+    let running = tessera_service::start(core, Parts::ALL).await.unwrap();
+    let (user, _) = identity
+        .sign_in(&tessera_conductor::SignedIn {
+            provider: "test".into(),
+            subject: "s".into(),
+            email: "local@example.test".into(),
+            name: None,
+            picture: None,
+        })
+        .await
+        .unwrap();
+    let token = identity
+        .authorize(&user.idhash, "os.datastore")
+        .await
+        .unwrap()
+        .token;
+    let data = b"id,value\n1,2\n".to_vec();
+    let body = json!({
+        "metadata": {"owner": user.idhash, "name": "local"},
+        "filedata": {"a.csv": {"length": data.len(), "md5": md5_b64(&data), "name": "a.csv", "type": "text/csv"}},
+    });
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{base}/datastore/authorize"))
+        .header("Auth-Token", token)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file = &answer["filedata"]["a.csv"];
+    let pairs: Vec<(String, String)> = file["upload_query"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v[0].as_str().unwrap().to_owned()))
+        .collect();
+    let put_url =
+        reqwest::Url::parse_with_params(file["upload_url"].as_str().unwrap(), &pairs).unwrap();
+    let send = |md5: String, content_type: &str, body: &[u8]| {
+        let headers = vec![
+            ("Content-MD5".to_owned(), md5),
+            ("Content-Type".to_owned(), content_type.to_owned()),
+        ];
+        botocore_send(&oracle, "PUT", put_url.as_str(), &headers, body).0
+    };
+    let other = b"id,value\n1,3\n";
+    assert_eq!(send(md5_b64(&data), "text/plain", &data), 403, "wrong type");
+    assert_eq!(send(md5_b64(other), "text/csv", other), 403, "wrong MD5");
+    assert_eq!(
+        send(md5_b64(&data), "text/csv", other),
+        400,
+        "body does not match its MD5"
+    );
+    let stored = dir
+        .path()
+        .join("objects/data")
+        .join(&user.idhash)
+        .join("local/a.csv");
+    assert!(!stored.exists(), "nothing of a refused upload is kept");
+    assert_eq!(send(md5_b64(&data), "text/csv", &data), 200);
+    assert_eq!(std::fs::read(&stored).unwrap(), data);
+    running.stop().await.unwrap();
+}
