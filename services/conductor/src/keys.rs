@@ -33,7 +33,7 @@ pub struct Keys {
     user_verifier: HmacJwsVerifier,
     state_signer: HmacJwsSigner,
     state_verifier: HmacJwsVerifier,
-    pkce_key: Vec<u8>,
+    pkce: Hmac<Sha256>,
 }
 
 impl fmt::Debug for Keys {
@@ -42,17 +42,15 @@ impl fmt::Debug for Keys {
     }
 }
 
-fn derive(secret: &[u8], label: &str) -> Vec<u8> {
-    // HMAC accepts keys of any length.
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
-    mac.update(label.as_bytes());
-    mac.finalize().into_bytes().to_vec()
+fn hmac(secret: &[u8]) -> std::result::Result<Hmac<Sha256>, String> {
+    <Hmac<Sha256> as Mac>::new_from_slice(secret).map_err(|e| e.to_string())
 }
 
-#[allow(clippy::panic)]
-fn unreachable_hmac() -> Hmac<Sha256> {
-    panic!("HMAC-SHA256 takes keys of any length")
+/// A key for one purpose, derived from the private key's text.
+fn derive(secret: &[u8], label: &str) -> std::result::Result<Vec<u8>, String> {
+    let mut mac = hmac(secret)?;
+    mac.update(label.as_bytes());
+    Ok(mac.finalize().into_bytes().to_vec())
 }
 
 impl Keys {
@@ -79,7 +77,7 @@ impl Keys {
             ))
         };
         let (user_signer, user_verifier) = hs(secret)?;
-        let (state_signer, state_verifier) = hs(&derive(secret, "conductor login state"))?;
+        let (state_signer, state_verifier) = hs(&derive(secret, "conductor login state")?)?;
         Ok(Self {
             public_pem,
             rs_signer,
@@ -88,7 +86,7 @@ impl Keys {
             user_verifier,
             state_signer,
             state_verifier,
-            pkce_key: derive(secret, "conductor pkce"),
+            pkce: hmac(&derive(secret, "conductor pkce")?)?,
         })
     }
 
@@ -114,7 +112,9 @@ impl Keys {
     /// the two requests and the verifier never travels through the browser).
     pub fn pkce_verifier(&self, nonce: &str) -> String {
         use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(derive(&self.pkce_key, nonce))
+        let mut mac = self.pkce.clone();
+        mac.update(nonce.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
     fn signer(&self, kind: TokenKind) -> &dyn JwsSigner {
