@@ -50,6 +50,9 @@ pub struct Loader {
     dotenv_files: Vec<PathBuf>,
     secrets_dir: Option<PathBuf>,
     ignored: BTreeSet<String>,
+    /// Variables without the prefix that set a key (upper-cased name, key), below the
+    /// prefixed variable of the same key.
+    aliases: Vec<(String, String)>,
 }
 
 /// Where a variable came from.
@@ -75,6 +78,7 @@ impl Loader {
                 .iter()
                 .map(|k| (*k).to_owned())
                 .collect(),
+            aliases: Vec::new(),
         }
     }
 
@@ -139,6 +143,15 @@ impl Loader {
     #[must_use]
     pub fn yaml_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.yaml_file = Some(path.into());
+        self
+    }
+
+    /// Lets the unprefixed variable `var` (case-insensitive) set `key`, for services whose
+    /// original read a few variables without the common prefix (os-conductor's
+    /// `ACCESS_KEY_EXPIRES_IN`). `<PREFIX>_<KEY>` wins when both are set.
+    #[must_use]
+    pub fn alias(mut self, var: &str, key: &str) -> Self {
+        self.aliases.push((var.to_uppercase(), key.to_owned()));
         self
     }
 
@@ -383,9 +396,17 @@ impl Loader {
                 if upper == config_var || upper == secrets_var {
                     return None;
                 }
-                let rest = upper.strip_prefix(&prefix)?;
-                let path: Vec<String> =
-                    rest.to_lowercase().split("__").map(str::to_owned).collect();
+                let (rest, alias) = match upper.strip_prefix(&prefix) {
+                    Some(rest) => (rest.to_lowercase(), false),
+                    None => (
+                        self.aliases
+                            .iter()
+                            .find(|(var, _)| *var == upper)
+                            .map(|(_, key)| key.to_lowercase())?,
+                        true,
+                    ),
+                };
+                let path: Vec<String> = rest.split("__").map(str::to_owned).collect();
                 if path.iter().any(String::is_empty) {
                     return None;
                 }
@@ -393,6 +414,7 @@ impl Loader {
                 Some(EnvEntry {
                     var: name,
                     source,
+                    alias,
                     active: known.contains(&path[0]),
                     path,
                     raw,
@@ -402,8 +424,11 @@ impl Loader {
                 })
             })
             .collect();
-        // Whole values first so that nested `A__B` overrides land on top of `A`.
-        entries.sort_by(|a, b| (a.path.len(), &a.var).cmp(&(b.path.len(), &b.var)));
+        // Whole values first so that nested `A__B` overrides land on top of `A`; aliases
+        // before prefixed variables, which override them.
+        entries.sort_by(|a, b| {
+            (a.path.len(), !a.alias, &a.var).cmp(&(b.path.len(), !b.alias, &b.var))
+        });
         Ok(entries)
     }
 
@@ -626,6 +651,8 @@ pub(crate) fn required_keys<C: DeserializeOwned>(defaults: &Dict) -> Vec<String>
 struct EnvEntry {
     var: String,
     source: VarSource,
+    /// Set by an alias, not a prefixed variable.
+    alias: bool,
     path: Vec<String>,
     raw: String,
     parsed: Value,

@@ -739,3 +739,31 @@ fn validation_message_in_flattened_fragment_names_the_key() {
     assert_eq!(ok.access.access_url, HttpUrl("https://x".into()));
     assert_eq!(ok.http.port, 1);
 }
+
+#[test]
+fn an_alias_sets_its_key_below_the_prefixed_variable() {
+    let load = |pairs: &[(&str, &str)]| -> Plain {
+        Loader::new("wps")
+            .alias("LEGACY_PORT", "port")
+            .env(env(pairs))
+            .load()
+            .unwrap()
+    };
+    assert_eq!(
+        load(&[("legacy_port", "9200")]).port,
+        9200,
+        "typed like the key"
+    );
+    assert_eq!(
+        load(&[("LEGACY_PORT", "9200"), ("WPS_PORT", "9300")]).port,
+        9300,
+        "the prefixed variable wins"
+    );
+    assert_eq!(load(&[("OTHER_PORT", "9200")]).port, 8080, "only the alias");
+    let err = Loader::new("wps")
+        .alias("LEGACY_PORT", "port")
+        .env(env(&[("LEGACY_PORT", "not-a-port")]))
+        .load::<Plain>()
+        .unwrap_err();
+    assert!(err.to_string().contains("port"), "{err}");
+}

@@ -281,6 +281,118 @@ impl OidcClient {
     }
 }
 
+impl OidcClient {
+    /// Redeems an authorization code: checks the callback's issuer (RFC 9207), requires an
+    /// id token (and a refresh token when `need_refresh`) and verifies it. Returns the
+    /// token response and the id token's claims.
+    async fn redeem(
+        &self,
+        request: &CodeExchangeRequest,
+        need_refresh: bool,
+    ) -> Result<(Map<String, Value>, Map<String, Value>), ExchangeError> {
+        // RFC 9207: an authorization response from another issuer is a mix-up; its code must
+        // not reach this token endpoint.
+        if let (Some(iss), Some(expected)) = (&request.iss, self.configured_issuer())
+            && *iss != expected
+        {
+            return Err(ExchangeError::InvalidIdToken(format!(
+                "the callback's issuer {iss} is not {expected}"
+            )));
+        }
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", request.code.as_str()),
+            ("redirect_uri", self.settings.redirect_uri.as_str()),
+            ("code_verifier", request.code_verifier.as_str()),
+        ];
+        let response = send_for_json(
+            self.token_request()
+                .header(USER_AGENT, &self.settings.user_agent)
+                .form(&form),
+        )
+        .await?;
+        let wanted: &[&str] = if need_refresh {
+            &["refresh_token", "id_token"]
+        } else {
+            &["id_token"]
+        };
+        let missing: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|field| text(&response, field).is_none())
+            .collect();
+        let Some(id_token) = text(&response, "id_token").filter(|_| missing.is_empty()) else {
+            return Err(ExchangeError::InvalidResponse(format!(
+                "missing {}",
+                missing.join(", ")
+            )));
+        };
+        let claims = self.verify_id_token(id_token, &request.nonce).await?;
+        if let Some(iss) = &request.iss
+            && claims.get("iss").and_then(Value::as_str) != Some(iss.as_str())
+        {
+            return Err(ExchangeError::InvalidIdToken(
+                "the callback's issuer is not the id token's".to_owned(),
+            ));
+        }
+        Ok((response, claims))
+    }
+
+    /// Signs a user in: redeems the code (no refresh token needed), verifies the id token
+    /// and, when the provider has a userinfo endpoint and sent an access token, adds the
+    /// userinfo claims the id token lacks (many providers put `email` only there). The
+    /// userinfo answer MUST name the id token's `sub`, else `InvalidResponse`.
+    pub async fn sign_in(&self, request: &CodeExchangeRequest) -> Result<SignIn, ExchangeError> {
+        let (response, mut claims) = self.redeem(request, false).await?;
+        let subject = subject(&claims)?;
+        let userinfo = match (&self.discovery, text(&response, "access_token")) {
+            (Some(discovery), Some(access_token)) => {
+                let metadata = discovery
+                    .metadata()
+                    .await
+                    .map_err(|e| ExchangeError::Unreachable(e.to_string()))?;
+                match &metadata.userinfo_endpoint {
+                    Some(endpoint) => Some(
+                        send_for_json(self.http.get(endpoint.as_str()).bearer_auth(access_token))
+                            .await?,
+                    ),
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(info) = userinfo {
+            if info.get("sub").and_then(Value::as_str) != Some(subject.as_str()) {
+                return Err(ExchangeError::InvalidResponse(
+                    "the userinfo subject is not the id token's".to_owned(),
+                ));
+            }
+            for (key, value) in info {
+                claims.entry(key).or_insert(value);
+            }
+        }
+        Ok(SignIn { subject, claims })
+    }
+}
+
+/// A signed-in user: the id token's claims, completed from userinfo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignIn {
+    /// `sub`.
+    pub subject: String,
+    /// The verified claims (`email`, `name`, `picture`, … when the provider gives them).
+    pub claims: Map<String, Value>,
+}
+
+fn subject(claims: &Map<String, Value>) -> Result<String, ExchangeError> {
+    claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| ExchangeError::InvalidIdToken("no sub".to_owned()))
+}
+
 fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     map.get(key)
         .and_then(Value::as_str)
@@ -317,55 +429,10 @@ impl TokenExchange for OidcClient {
         &self,
         request: &CodeExchangeRequest,
     ) -> Result<CodeGrant, ExchangeError> {
-        // RFC 9207: an authorization response from another issuer is a mix-up; its code must
-        // not reach this token endpoint.
-        if let (Some(iss), Some(expected)) = (&request.iss, self.configured_issuer())
-            && *iss != expected
-        {
-            return Err(ExchangeError::InvalidIdToken(format!(
-                "the callback's issuer {iss} is not {expected}"
-            )));
-        }
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", request.code.as_str()),
-            ("redirect_uri", self.settings.redirect_uri.as_str()),
-            ("code_verifier", request.code_verifier.as_str()),
-        ];
-        let response = send_for_json(
-            self.token_request()
-                .header(USER_AGENT, &self.settings.user_agent)
-                .form(&form),
-        )
-        .await?;
-        let missing: Vec<&str> = ["refresh_token", "id_token"]
-            .into_iter()
-            .filter(|field| text(&response, field).is_none())
-            .collect();
-        let (Some(refresh_token), Some(id_token)) = (
-            text(&response, "refresh_token"),
-            text(&response, "id_token"),
-        ) else {
-            return Err(ExchangeError::InvalidResponse(format!(
-                "missing {}",
-                missing.join(", ")
-            )));
-        };
-        let claims = self.verify_id_token(id_token, &request.nonce).await?;
-        if let Some(iss) = &request.iss
-            && claims.get("iss").and_then(Value::as_str) != Some(iss.as_str())
-        {
-            return Err(ExchangeError::InvalidIdToken(
-                "the callback's issuer is not the id token's".to_owned(),
-            ));
-        }
-        let subject = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| ExchangeError::InvalidIdToken("no sub".to_owned()))?;
+        let (response, claims) = self.redeem(request, true).await?;
+        let refresh_token = text(&response, "refresh_token").unwrap_or_default();
         Ok(CodeGrant {
-            subject: subject.to_owned(),
+            subject: subject(&claims)?,
             idp_username: dotted_str(&claims, &self.settings.username_field).map(str::to_owned),
             refresh_token: self.issued(refresh_token, &response),
         })

@@ -22,6 +22,8 @@ pub struct ProviderMetadata {
     pub jwks_uri: Option<String>,
     /// `revocation_endpoint` (RFC 7009).
     pub revocation_endpoint: Option<String>,
+    /// `userinfo_endpoint`.
+    pub userinfo_endpoint: Option<String>,
 }
 
 impl ProviderMetadata {
@@ -37,6 +39,7 @@ impl ProviderMetadata {
             token_endpoint: text("token_endpoint"),
             jwks_uri: text("jwks_uri"),
             revocation_endpoint: text("revocation_endpoint"),
+            userinfo_endpoint: text("userinfo_endpoint"),
         })
     }
 }

@@ -12,7 +12,8 @@
 //!   §B9 of the WTS spec): issuer allowed before any key is fetched, algorithm, key by `kid`,
 //!   `exp` required, `exp`/`iat`/`nbf` without leeway, audience, `openid` scope, `pur`.
 //! - [`client`]: [`OidcClient`], one IdP's authorization server: authorization URL with
-//!   PKCE (S256) and nonce, code exchange with id-token verification, refresh, revocation.
+//!   PKCE (S256) and nonce, code exchange with id-token verification, refresh, revocation,
+//!   and [`OidcClient::sign_in`] (a login: verified id-token claims completed from userinfo).
 //!
 //! josekit and reqwest are implementation details: no type of theirs is in a public
 //! signature except [`reqwest::Client`] for sharing one connection pool.
@@ -24,7 +25,7 @@ pub mod jwt;
 pub mod keys;
 pub mod validator;
 
-pub use client::{ClientSettings, IdpKind, OidcClient};
+pub use client::{ClientSettings, IdpKind, OidcClient, SignIn};
 pub use discovery::{Discovery, ProviderMetadata};
 pub use http::{http_client, http_client_with_roots};
 pub use keys::KeyStore;

@@ -362,3 +362,48 @@ fn endpoints_must_be_http_urls() {
         );
     }
 }
+
+#[tokio::test]
+async fn sign_in_completes_the_id_token_from_userinfo_of_the_same_subject() {
+    let s = setup_kind(false, Duration::from_secs(5)).await;
+    // No refresh token needed; the email is only in userinfo; the id token's name wins.
+    s.idp.answer_token(
+        200,
+        json!({"id_token": id_token(&s, json!({"name": "From Id Token"})), "access_token": "at-1"}),
+    );
+    *s.idp.state.userinfo.lock().unwrap() =
+        json!({"sub": "idp-user-7", "email": "alice@example.test", "name": "From Userinfo"});
+    let signed = s.client.sign_in(&exchange_request(None)).await.unwrap();
+    assert_eq!(signed.subject, "idp-user-7");
+    assert_eq!(signed.claims["email"], "alice@example.test");
+    assert_eq!(signed.claims["name"], "From Id Token");
+    let userinfo = s
+        .idp
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/user/userinfo")
+        .unwrap();
+    assert_eq!(userinfo.headers["authorization"], "Bearer at-1");
+
+    // Userinfo of another subject is refused.
+    *s.idp.state.userinfo.lock().unwrap() = json!({"sub": "someone-else", "email": "x@y"});
+    assert!(matches!(
+        s.client.sign_in(&exchange_request(None)).await,
+        Err(ExchangeError::InvalidResponse(_))
+    ));
+    // Without an id token there is no sign-in; the code exchange still needs a refresh token.
+    s.idp.answer_token(200, json!({"access_token": "at-1"}));
+    assert!(matches!(
+        s.client.sign_in(&exchange_request(None)).await,
+        Err(ExchangeError::InvalidResponse(m)) if m == "missing id_token"
+    ));
+    s.idp.answer_token(
+        200,
+        json!({"id_token": id_token(&s, json!({})), "access_token": "at-1"}),
+    );
+    assert!(matches!(
+        s.client.exchange_code(&exchange_request(None)).await,
+        Err(ExchangeError::InvalidResponse(m)) if m == "missing refresh_token"
+    ));
+    s.idp.stop().await;
+}

@@ -46,6 +46,10 @@ pub trait ServiceConfig:
     /// Environment prefix and YAML file stem: `wps` reads `WPS_*` and `.wps.yaml`.
     const PREFIX: &'static str;
 
+    /// Variables without the prefix that set a key, `(variable, key)`: for originals that
+    /// read a few such variables. `<PREFIX>_<KEY>` wins over its alias.
+    const ENV_ALIASES: &'static [(&'static str, &'static str)] = &[];
+
     /// The logging settings.
     fn log(&self) -> &LogConfig;
 }
@@ -122,26 +126,27 @@ pub trait Service: Sized + Send + Sync + 'static {
     fn dev_config(env: &dev::DevEnv) -> Result<Self::Config, Self::Error>;
 }
 
-/// Loads `S`'s config (defaults < YAML < secrets < `.env` < environment) and validates it;
-/// what deserves a warning (keys of the original this service ignores, variables with its
-/// prefix that name no key) is written to stderr, whatever the log level, before logging
-/// starts.
+fn with_aliases<C: ServiceConfig>(loader: tessera_config::Loader) -> tessera_config::Loader {
+    C::ENV_ALIASES
+        .iter()
+        .fold(loader, |loader, (var, key)| loader.alias(var, key))
+}
+
+/// Loads `S`'s config (defaults < YAML < secrets < `.env` < environment, with the service's
+/// unprefixed aliases below its prefixed variables) and validates it; what deserves a
+/// warning (keys of the original this service ignores, variables with its prefix that name
+/// no key) is written to stderr, whatever the log level, before logging starts.
 pub fn load_config<S: Service>() -> Result<S::Config, S::Error> {
-    let loaded = load_config_with_warnings::<S>()?;
+    let loaded = with_aliases::<S::Config>(tessera_config::Loader::from_process(
+        <S::Config as ServiceConfig>::PREFIX,
+    ))
+    .load_with_warnings::<S::Config>()
+    .map_err(|e| S::Error::from(Error::Load(e)))?;
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
-    Ok(loaded.config)
-}
-
-/// Like [`load_config`], returning the warnings for the caller to log once logging runs.
-pub fn load_config_with_warnings<S: Service>() -> Result<tessera_config::Loaded<S::Config>, S::Error>
-{
-    let loaded =
-        tessera_config::load_with_warnings::<S::Config>(<S::Config as ServiceConfig>::PREFIX)
-            .map_err(|e| S::Error::from(Error::Load(e)))?;
     S::validate(&loaded.config)?;
-    Ok(loaded)
+    Ok(loaded.config)
 }
 
 /// Loads `S`'s config from the given variables only (and the YAML file they name), and
@@ -149,10 +154,12 @@ pub fn load_config_with_warnings<S: Service>() -> Result<tessera_config::Loaded<
 pub fn load_config_from<S: Service>(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<S::Config, S::Error> {
-    let config: S::Config = tessera_config::Loader::new(<S::Config as ServiceConfig>::PREFIX)
-        .env(env)
-        .load()
-        .map_err(|e| S::Error::from(Error::Load(e)))?;
+    let config: S::Config = with_aliases::<S::Config>(tessera_config::Loader::new(
+        <S::Config as ServiceConfig>::PREFIX,
+    ))
+    .env(env)
+    .load()
+    .map_err(|e| S::Error::from(Error::Load(e)))?;
     S::validate(&config)?;
     Ok(config)
 }

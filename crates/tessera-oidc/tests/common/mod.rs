@@ -47,6 +47,7 @@ pub struct State {
     pub token_answer: Mutex<(u16, Value)>,
     pub token_delay: Mutex<Duration>,
     pub revoke_status: Mutex<u16>,
+    pub userinfo: Mutex<Value>,
     pub requests: Mutex<Vec<Recorded>>,
     pub discovery_hits: AtomicUsize,
     pub jwks_hits: AtomicUsize,
@@ -69,6 +70,7 @@ impl FakeIdp {
             token_answer: Mutex::new((200, json!({}))),
             token_delay: Mutex::new(Duration::ZERO),
             revoke_status: Mutex::new(200),
+            userinfo: Mutex::new(json!({})),
             requests: Mutex::new(Vec::new()),
             discovery_hits: AtomicUsize::new(0),
             jwks_hits: AtomicUsize::new(0),
@@ -86,6 +88,7 @@ impl FakeIdp {
                 .route("/user/jwt/keys", web::get().to(fence_keys))
                 .route("/user/oauth2/token", web::post().to(token))
                 .route("/user/oauth2/revoke", web::post().to(revoke))
+                .route("/user/userinfo", web::get().to(userinfo))
         })
         .workers(1)
         .bind(("127.0.0.1", 0))
@@ -140,6 +143,7 @@ async fn discovery(state: web::Data<State>) -> HttpResponse {
         "token_endpoint": format!("{base}/user/oauth2/token"),
         "jwks_uri": format!("{base}/user/jwks"),
         "revocation_endpoint": format!("{base}/user/oauth2/revoke"),
+        "userinfo_endpoint": format!("{base}/user/userinfo"),
     });
     match *state.discovery.lock().unwrap() {
         DiscoveryMode::Full => {}
@@ -194,6 +198,11 @@ async fn token(
     }
     let (status, body) = state.token_answer.lock().unwrap().clone();
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(body)
+}
+
+async fn userinfo(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    record(&state, &req, HashMap::new());
+    HttpResponse::Ok().json(state.userinfo.lock().unwrap().clone())
 }
 
 async fn revoke(
