@@ -30,6 +30,7 @@ pub struct Loader {
     env: Vec<(String, String)>,
     yaml_file: Option<PathBuf>,
     search_dirs: Vec<PathBuf>,
+    unprefixed: Vec<String>,
 }
 
 impl Loader {
@@ -40,6 +41,7 @@ impl Loader {
             env: Vec::new(),
             yaml_file: None,
             search_dirs: Vec::new(),
+            unprefixed: Vec::new(),
         }
     }
 
@@ -81,6 +83,15 @@ impl Loader {
         self
     }
 
+    /// Top-level keys also read from the bare variable `<KEY>` (upper-cased, no prefix), for
+    /// services that must keep an original's variable names (`ARGO_NAMESPACE`). The prefixed
+    /// variable wins when both are set; generated docs name the bare one.
+    #[must_use]
+    pub fn unprefixed(mut self, keys: &[&str]) -> Self {
+        self.unprefixed = keys.iter().map(|k| k.to_lowercase()).collect();
+        self
+    }
+
     /// The variable naming the YAML file, e.g. `WPS_CONFIG_YAML`.
     pub fn config_yaml_var(&self) -> String {
         format!("{}_CONFIG_YAML", self.env_prefix())
@@ -94,7 +105,14 @@ impl Loader {
     /// The environment variable for a (possibly nested) key: `WPS_PORT`, `WPS_AUTH__KID`.
     pub fn env_var_for(&self, key: &str) -> String {
         let path: Vec<String> = key.split('.').map(str::to_owned).collect();
-        env_name(&self.env_prefix(), &path)
+        self.env_name(&path)
+    }
+
+    fn env_name(&self, path: &[String]) -> String {
+        match path {
+            [key] if self.unprefixed.contains(key) => key.to_uppercase(),
+            _ => env_name(&self.env_prefix(), path),
+        }
     }
 
     fn env_prefix(&self) -> String {
@@ -224,9 +242,19 @@ impl Loader {
                 if upper == config_var {
                     return None;
                 }
-                let rest = upper.strip_prefix(&prefix)?;
-                let path: Vec<String> =
-                    rest.to_lowercase().split("__").map(str::to_owned).collect();
+                let path: Vec<String> = match upper.strip_prefix(&prefix) {
+                    Some(rest) => rest.to_lowercase().split("__").map(str::to_owned).collect(),
+                    None => {
+                        let key = upper.to_lowercase();
+                        let prefixed = format!("{prefix}{upper}");
+                        if !self.unprefixed.contains(&key)
+                            || self.env.iter().any(|(n, _)| n.to_uppercase() == prefixed)
+                        {
+                            return None;
+                        }
+                        vec![key]
+                    }
+                };
                 if path.iter().any(String::is_empty) {
                     return None;
                 }
@@ -248,14 +276,13 @@ impl Loader {
     }
 
     fn explain<C: DeserializeOwned>(&self, sources: &Sources, err: figment::Error) -> Error {
-        let prefix = self.env_prefix();
         let mut path = err.path.clone();
         match &err.kind {
             Kind::MissingField(field) => {
                 path.push(field.to_string());
                 Error::MissingKey {
                     key: path.join("."),
-                    env: env_name(&prefix, &path),
+                    env: self.env_name(&path),
                     file: self.yaml_file_name(),
                 }
             }
@@ -278,7 +305,7 @@ impl Loader {
                 }
                 Error::InvalidValue {
                     key: path.join("."),
-                    env: env_name(&prefix, &path),
+                    env: self.env_name(&path),
                     origin: sources.origin(&path).to_string(),
                     message: kind.to_string(),
                 }

@@ -46,6 +46,10 @@ pub trait ServiceConfig:
     /// Environment prefix and YAML file stem: `wps` reads `WPS_*` and `.wps.yaml`.
     const PREFIX: &'static str;
 
+    /// Top-level keys also read from their bare variable (`ARGO_NAMESPACE` for
+    /// `argo_namespace`), for services that keep an original's variable names.
+    const UNPREFIXED: &'static [&'static str] = &[];
+
     /// The logging settings.
     fn log(&self) -> &LogConfig;
 }
@@ -124,8 +128,11 @@ pub trait Service: Sized + Send + Sync + 'static {
 
 /// Loads `S`'s config (defaults < YAML < environment) and validates it.
 pub fn load_config<S: Service>() -> Result<S::Config, S::Error> {
-    let config: S::Config = tessera_config::load(<S::Config as ServiceConfig>::PREFIX)
-        .map_err(|e| S::Error::from(Error::Load(e)))?;
+    let config: S::Config = config_loader::<S::Config>(tessera_config::Loader::from_process(
+        <S::Config as ServiceConfig>::PREFIX,
+    ))
+    .load()
+    .map_err(|e| S::Error::from(Error::Load(e)))?;
     S::validate(&config)?;
     Ok(config)
 }
@@ -135,12 +142,19 @@ pub fn load_config<S: Service>() -> Result<S::Config, S::Error> {
 pub fn load_config_from<S: Service>(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<S::Config, S::Error> {
-    let config: S::Config = tessera_config::Loader::new(<S::Config as ServiceConfig>::PREFIX)
-        .env(env)
-        .load()
-        .map_err(|e| S::Error::from(Error::Load(e)))?;
+    let config: S::Config = config_loader::<S::Config>(tessera_config::Loader::new(
+        <S::Config as ServiceConfig>::PREFIX,
+    ))
+    .env(env)
+    .load()
+    .map_err(|e| S::Error::from(Error::Load(e)))?;
     S::validate(&config)?;
     Ok(config)
+}
+
+/// `loader` reading `C`'s unprefixed keys too.
+pub fn config_loader<C: ServiceConfig>(loader: tessera_config::Loader) -> tessera_config::Loader {
+    loader.unprefixed(C::UNPREFIXED)
 }
 
 /// Prepares `S` from `config` and runs the parts of `selection` until a stop signal or a
