@@ -1,0 +1,3 @@
+//! Workflow engine providers: [`local`] (the embedded default).
+
+pub mod local;
