@@ -9,7 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// (utime + stime in clock ticks, VmHWM in KiB) of `pid`.
@@ -100,24 +104,31 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let tick = 100.0; // USER_HZ
-    println!("uptime before: {}", String::from_utf8_lossy(&Command::new("uptime").output().unwrap().stdout).trim());
+    println!(
+        "uptime before: {}",
+        String::from_utf8_lossy(&Command::new("uptime").output().unwrap().stdout).trim()
+    );
     println!("idle RSS: {} MiB", rss_kib(pid) / 1024);
 
     for clients in [1usize, 8] {
         let (cpu0, _) = proc_stats(pid);
         let start = Instant::now();
         let token_url = format!("{url}/token");
-        let n = load(clients, Duration::from_secs(10), move |c: reqwest::Client| {
-            let token_url = token_url.clone();
-            async move {
-                c.post(token_url)
-                    .form(&[("username", "admin"), ("password", "bench-admin")])
-                    .send()
-                    .await
-                    .map(|r| r.status() == 200)
-                    .unwrap_or(false)
-            }
-        })
+        let n = load(
+            clients,
+            Duration::from_secs(10),
+            move |c: reqwest::Client| {
+                let token_url = token_url.clone();
+                async move {
+                    c.post(token_url)
+                        .form(&[("username", "admin"), ("password", "bench-admin")])
+                        .send()
+                        .await
+                        .map(|r| r.status() == 200)
+                        .unwrap_or(false)
+                }
+            },
+        )
         .await;
         let secs = start.elapsed().as_secs_f64();
         let (cpu1, hwm) = proc_stats(pid);
@@ -145,17 +156,21 @@ async fn main() {
         let start = Instant::now();
         let user_url = format!("{url}/user");
         let token = token.clone();
-        let n = load(clients, Duration::from_secs(5), move |c: reqwest::Client| {
-            let (user_url, token) = (user_url.clone(), token.clone());
-            async move {
-                c.get(user_url)
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .map(|r| r.status() == 200)
-                    .unwrap_or(false)
-            }
-        })
+        let n = load(
+            clients,
+            Duration::from_secs(5),
+            move |c: reqwest::Client| {
+                let (user_url, token) = (user_url.clone(), token.clone());
+                async move {
+                    c.get(user_url)
+                        .bearer_auth(token)
+                        .send()
+                        .await
+                        .map(|r| r.status() == 200)
+                        .unwrap_or(false)
+                }
+            },
+        )
         .await;
         let secs = start.elapsed().as_secs_f64();
         let (cpu1, _) = proc_stats(pid);
@@ -167,5 +182,8 @@ async fn main() {
     }
     let (_, hwm) = proc_stats(pid);
     println!("peak RSS of the service: {} MiB", hwm / 1024);
-    println!("uptime after: {}", String::from_utf8_lossy(&Command::new("uptime").output().unwrap().stdout).trim());
+    println!(
+        "uptime after: {}",
+        String::from_utf8_lossy(&Command::new("uptime").output().unwrap().stdout).trim()
+    );
 }

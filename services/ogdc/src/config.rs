@@ -36,7 +36,7 @@ pub enum EngineKind {
     /// The embedded local executor.
     #[default]
     Local,
-    /// Argo Workflows at `argo_workflows_service_url` (not in this version).
+    /// Argo Workflows at `argo_workflows_service_url`.
     Argo,
 }
 
@@ -70,10 +70,16 @@ pub struct OgdcConfig {
     /// The public URL of this service (for the local object store's signed URLs); empty
     /// for `http://<host>:<port>`.
     pub public_url: String,
-    /// Which engine runs recipes: `local`.
+    /// Which engine runs recipes: `local` or `argo`.
     pub engine: EngineKind,
     /// Argo Server (not used by the local engine).
     pub argo_workflows_service_url: String,
+    /// Bearer token for the Argo Server; empty sends no `Authorization` (server auth mode).
+    pub argo_token: Secret,
+    /// Milliseconds between polls of helper workflows (the original: 5 s).
+    pub argo_poll_interval_ms: u64,
+    /// The workflow volume's claim (`pvc` outputs, the publication check).
+    pub workflow_pvc_name: String,
     /// Argo namespace.
     pub argo_namespace: String,
     /// Service account of the workflows.
@@ -138,6 +144,9 @@ impl Default for OgdcConfig {
             public_url: String::new(),
             engine: EngineKind::Local,
             argo_workflows_service_url: "http://localhost:2746".into(),
+            argo_token: Secret::default(),
+            argo_poll_interval_ms: 5000,
+            workflow_pvc_name: "cephfs-qgnet-ogdc-workflow-pvc".into(),
             argo_namespace: "qgnet".into(),
             argo_service_account_name: "argo-workflow".into(),
             runner_image_tag: "latest".into(),
@@ -194,10 +203,13 @@ impl OgdcConfig {
         if self.max_parallel_limit == 0 {
             return Err(invalid("max_parallel_limit", "must be at least 1"));
         }
-        if self.engine == EngineKind::Argo {
+        if self.engine == EngineKind::Argo
+            && !(self.argo_workflows_service_url.starts_with("http://")
+                || self.argo_workflows_service_url.starts_with("https://"))
+        {
             return Err(invalid(
-                "engine",
-                "the argo engine is not available in this version; use local",
+                "argo_workflows_service_url",
+                "must be an http:// or https:// URL",
             ));
         }
         if !self.recipe_local_root.is_empty()

@@ -17,7 +17,8 @@ use tessera_recipes::{RecipeLoader, Runner, WorkflowEngine};
 use tessera_service::objects::{Objects, open_objects};
 use tessera_service::{Backends, Part};
 
-use crate::config::{OgdcConfig, PREFIX};
+use crate::config::{EngineKind, OgdcConfig, PREFIX};
+use crate::engines::argo::{ArgoEngine, ArgoSettings};
 use crate::engines::local::{LocalEngine, LocalSettings, running_as_root};
 use crate::fetch::{Fetcher, Loader};
 use crate::rest::{self, RestState};
@@ -104,6 +105,21 @@ pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Cor
     };
     let engine: Arc<dyn WorkflowEngine> = match overrides.engine.take() {
         Some(engine) => engine,
+        None if config.engine == EngineKind::Argo => Arc::new(
+            ArgoEngine::new(
+                ArgoSettings {
+                    service_account: config.argo_service_account_name.clone(),
+                    image_tag: config.runner_image_tag.clone(),
+                    environment: config.environment.clone(),
+                    pvc_name: config.workflow_pvc_name.clone(),
+                },
+                &config.argo_workflows_service_url,
+                &config.argo_namespace,
+                Some(config.argo_token.expose().to_owned()),
+                Duration::from_millis(config.argo_poll_interval_ms),
+            )
+            .map_err(|e| config_error("argo_workflows_service_url")(e.to_string()))?,
+        ),
         None => Arc::new(
             LocalEngine::new(
                 LocalSettings {

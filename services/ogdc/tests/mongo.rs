@@ -22,15 +22,30 @@ async fn users_and_runs_live_in_mongodb() {
         config.mongo.mongo_timeout = Some(10);
     };
     let app = common::spawn(mongo.clone()).await;
-    assert!(!app.dir.path().join("data/ogdc.sqlite").exists(), "nothing embedded");
+    assert!(
+        !app.dir.path().join("data/ogdc.sqlite").exists(),
+        "nothing embedded"
+    );
     let admin = app.admin().await;
     let results = futures::future::join_all((0..6).map(|_| app.create_user("dora", "pw"))).await;
     let statuses: Vec<u16> = results.iter().map(|r| r.status().as_u16()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 5, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        5,
+        "{statuses:?}"
+    );
 
     let input = common::input_server("m.txt", "mongo").await;
-    app.recipe("m", &common::meta("on mongo", &input, "temporary"), "cp /input_dir/m.txt /output_dir/\n");
+    app.recipe(
+        "m",
+        &common::meta("on mongo", &input, "temporary"),
+        "cp /input_dir/m.txt /output_dir/\n",
+    );
     let dora = app.token("dora", "pw").await;
     let (status, body) = app.submit(&dora, "m").await;
     assert_eq!(status, 200, "{body}");
@@ -39,7 +54,6 @@ async fn users_and_runs_live_in_mongodb() {
     let (_, runs) = app.get("/runs", &admin).await;
     assert_eq!(runs[0]["owner"], json!("dora"));
     app.running.stop().await.unwrap();
-    drop(app);
 
     // A second start on the same database keeps the users (admin not re-synced).
     let app = common::spawn(move |config, dir| {
@@ -54,7 +68,11 @@ async fn users_and_runs_live_in_mongodb() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 401, "the admin password is not re-synced");
+    assert_eq!(
+        response.status(),
+        401,
+        "the admin password is not re-synced"
+    );
     app.token("admin", common::ADMIN_PASSWORD).await;
     app.token("dora", "pw").await;
     app.running.stop().await.unwrap();
