@@ -202,7 +202,14 @@ pub fn describe<C>(prefix: &str) -> Result<Vec<KeyDoc>>
 where
     C: DeserializeOwned + Serialize + Default,
 {
-    let loader = Loader::new(prefix);
+    describe_with::<C>(&Loader::new(prefix))
+}
+
+/// [`describe`] naming the variables as `loader` reads them (e.g. its unprefixed keys).
+pub fn describe_with<C>(loader: &Loader) -> Result<Vec<KeyDoc>>
+where
+    C: DeserializeOwned + Serialize + Default,
+{
     keys_with_defaults::<C>()?
         .into_iter()
         .map(|(key, default)| {
@@ -223,9 +230,16 @@ pub fn help_text<C>(prefix: &str) -> Result<String>
 where
     C: DeserializeOwned + Serialize + Default,
 {
-    let docs = describe::<C>(prefix)?;
+    help_text_with::<C>(&Loader::new(prefix))
+}
+
+/// [`help_text`] naming the variables as `loader` reads them.
+pub fn help_text_with<C>(loader: &Loader) -> Result<String>
+where
+    C: DeserializeOwned + Serialize + Default,
+{
+    let docs = describe_with::<C>(loader)?;
     let width = docs.iter().map(|d| d.env.len()).max().unwrap_or(0);
-    let loader = Loader::new(prefix);
     let mut out = format!(
         "Configuration (defaults < {} or {} < environment):\n",
         loader.config_yaml_var(),

@@ -53,6 +53,9 @@ pub struct Loader {
     /// Variables without the prefix that set a key (upper-cased name, key), below the
     /// prefixed variable of the same key.
     aliases: Vec<(String, String)>,
+    /// Top-level keys read from their bare variable (also in `aliases`); docs and errors
+    /// name that variable.
+    unprefixed: Vec<String>,
 }
 
 /// Where a variable came from.
@@ -79,6 +82,7 @@ impl Loader {
                 .map(|k| (*k).to_owned())
                 .collect(),
             aliases: Vec::new(),
+            unprefixed: Vec::new(),
         }
     }
 
@@ -162,6 +166,19 @@ impl Loader {
         self
     }
 
+    /// Top-level keys also read from the bare variable `<KEY>` (upper-cased, no prefix), for
+    /// services that must keep an original's variable names (`ARGO_NAMESPACE`). The prefixed
+    /// variable wins when both are set; generated docs name the bare one.
+    #[must_use]
+    pub fn unprefixed(mut self, keys: &[&str]) -> Self {
+        for key in keys {
+            let key = key.to_lowercase();
+            self.aliases.push((key.to_uppercase(), key.clone()));
+            self.unprefixed.push(key);
+        }
+        self
+    }
+
     /// The variable naming the YAML file, e.g. `WPS_CONFIG_YAML`.
     pub fn config_yaml_var(&self) -> String {
         format!("{}_CONFIG_YAML", self.env_prefix())
@@ -175,7 +192,14 @@ impl Loader {
     /// The environment variable for a (possibly nested) key: `WPS_PORT`, `WPS_AUTH__KID`.
     pub fn env_var_for(&self, key: &str) -> String {
         let path: Vec<String> = key.split('.').map(str::to_owned).collect();
-        env_name(&self.env_prefix(), &path)
+        self.env_name(&path)
+    }
+
+    fn env_name(&self, path: &[String]) -> String {
+        match path {
+            [key] if self.unprefixed.contains(key) => key.to_uppercase(),
+            _ => env_name(&self.env_prefix(), path),
+        }
     }
 
     fn env_prefix(&self) -> String {
@@ -433,14 +457,13 @@ impl Loader {
     }
 
     fn explain<C: DeserializeOwned>(&self, sources: &Sources, err: figment::Error) -> Error {
-        let prefix = self.env_prefix();
         let mut path = err.path.clone();
         match &err.kind {
             Kind::MissingField(field) => {
                 path.push(field.to_string());
                 Error::MissingKey {
                     key: path.join("."),
-                    env: env_name(&prefix, &path),
+                    env: self.env_name(&path),
                     file: self.yaml_file_name(),
                 }
             }
@@ -463,7 +486,7 @@ impl Loader {
                 }
                 Error::InvalidValue {
                     key: path.join("."),
-                    env: env_name(&prefix, &path),
+                    env: self.env_name(&path),
                     origin: sources.origin(&path).to_string(),
                     message: kind.to_string(),
                 }

@@ -767,3 +767,62 @@ fn an_alias_sets_its_key_below_the_prefixed_variable() {
         .unwrap_err();
     assert!(err.to_string().contains("port"), "{err}");
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct WithBareNames {
+    argo_namespace: String,
+    #[serde(flatten)]
+    http: HttpFragment,
+    #[serde(skip_serializing_if = "is_default", default)]
+    jwt_secret_key: String,
+}
+
+impl Default for WithBareNames {
+    fn default() -> Self {
+        Self {
+            argo_namespace: "qgnet".into(),
+            http: HttpFragment::default(),
+            jwt_secret_key: String::new(),
+        }
+    }
+}
+
+#[test]
+fn unprefixed_keys_read_their_bare_variable_and_the_prefixed_one_wins() {
+    let loader = |vars: &[(&str, &str)]| {
+        Loader::new("ogdc")
+            .unprefixed(&["argo_namespace", "port"])
+            .env(env(vars))
+    };
+    let config: WithBareNames = loader(&[
+        ("ARGO_NAMESPACE", "other"),
+        ("PORT", "81"),
+        ("HOST", "ignored.example"),
+        ("OGDC_JWT_SECRET_KEY", "k"),
+    ])
+    .load()
+    .unwrap();
+    assert_eq!(config.argo_namespace, "other");
+    assert_eq!(config.http.port, 81);
+    assert_eq!(
+        config.http.host, "127.0.0.1",
+        "HOST is not an unprefixed key"
+    );
+    assert_eq!(config.jwt_secret_key, "k");
+
+    let config: WithBareNames = loader(&[("ARGO_NAMESPACE", "bare"), ("OGDC_ARGO_NAMESPACE", "p")])
+        .load()
+        .unwrap();
+    assert_eq!(config.argo_namespace, "p");
+
+    let err = loader(&[("PORT", "x")])
+        .load::<WithBareNames>()
+        .unwrap_err();
+    assert!(err.to_string().contains("(env PORT, "), "{err}");
+    let loader = loader(&[]);
+    assert_eq!(loader.env_var_for("argo_namespace"), "ARGO_NAMESPACE");
+    assert_eq!(loader.env_var_for("host"), "OGDC_HOST");
+    let docs = tessera_config::describe_with::<WithBareNames>(&loader).unwrap();
+    let names: Vec<&str> = docs.iter().map(|d| d.env.as_str()).collect();
+    assert_eq!(names, ["ARGO_NAMESPACE", "OGDC_HOST", "PORT"]);
+}

@@ -101,7 +101,8 @@ const EXIT_CODES: &str = "Exit status: 0 on success, 1 on a runtime failure, 2 o
 pub fn command<S: Service>() -> clap::Command {
     let info = S::INFO;
     let prefix = <S::Config as ServiceConfig>::PREFIX;
-    let keys = tessera_config::help_text::<S::Config>(prefix).unwrap_or_default();
+    let loader = crate::config_loader::<S::Config>(tessera_config::Loader::new(prefix));
+    let keys = tessera_config::help_text_with::<S::Config>(&loader).unwrap_or_default();
     let mut cmd = clap::Command::new(info.name)
         .version(info.version)
         .about(info.about)

@@ -49,6 +49,9 @@ pub trait ServiceConfig:
     /// Variables without the prefix that set a key, `(variable, key)`: for originals that
     /// read a few such variables. `<PREFIX>_<KEY>` wins over its alias.
     const ENV_ALIASES: &'static [(&'static str, &'static str)] = &[];
+    /// Top-level keys also read from their bare variable (`ARGO_NAMESPACE` for
+    /// `argo_namespace`), for services that keep an original's variable names.
+    const UNPREFIXED: &'static [&'static str] = &[];
 
     /// The logging settings.
     fn log(&self) -> &LogConfig;
@@ -126,18 +129,12 @@ pub trait Service: Sized + Send + Sync + 'static {
     fn dev_config(env: &dev::DevEnv) -> Result<Self::Config, Self::Error>;
 }
 
-fn with_aliases<C: ServiceConfig>(loader: tessera_config::Loader) -> tessera_config::Loader {
-    C::ENV_ALIASES
-        .iter()
-        .fold(loader, |loader, (var, key)| loader.alias(var, key))
-}
-
 /// Loads `S`'s config (defaults < YAML < secrets < `.env` < environment, with the service's
 /// unprefixed aliases below its prefixed variables) and validates it; what deserves a
 /// warning (keys of the original this service ignores, variables with its prefix that name
 /// no key) is written to stderr, whatever the log level, before logging starts.
 pub fn load_config<S: Service>() -> Result<S::Config, S::Error> {
-    let loaded = with_aliases::<S::Config>(tessera_config::Loader::from_process(
+    let loaded = config_loader::<S::Config>(tessera_config::Loader::from_process(
         <S::Config as ServiceConfig>::PREFIX,
     ))
     .load_with_warnings::<S::Config>()
@@ -154,7 +151,7 @@ pub fn load_config<S: Service>() -> Result<S::Config, S::Error> {
 pub fn load_config_from<S: Service>(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<S::Config, S::Error> {
-    let config: S::Config = with_aliases::<S::Config>(tessera_config::Loader::new(
+    let config: S::Config = config_loader::<S::Config>(tessera_config::Loader::new(
         <S::Config as ServiceConfig>::PREFIX,
     ))
     .env(env)
@@ -162,6 +159,15 @@ pub fn load_config_from<S: Service>(
     .map_err(|e| S::Error::from(Error::Load(e)))?;
     S::validate(&config)?;
     Ok(config)
+}
+
+/// `loader` reading `C`'s unprefixed keys too.
+pub fn config_loader<C: ServiceConfig>(loader: tessera_config::Loader) -> tessera_config::Loader {
+    C::ENV_ALIASES
+        .iter()
+        .fold(loader.unprefixed(C::UNPREFIXED), |loader, (var, key)| {
+            loader.alias(var, key)
+        })
 }
 
 /// Prepares `S` from `config` and runs the parts of `selection` until a stop signal or a

@@ -9,5 +9,6 @@ pub fn registry() -> Vec<DevEntry> {
         DevEntry::of::<wps::Core>(),
         DevEntry::of::<wts::Core>(),
         DevEntry::of::<conductor::Core>(),
+        DevEntry::of::<ogdc::Core>(),
     ]
 }

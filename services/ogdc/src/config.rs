@@ -1,0 +1,286 @@
+//! [`OgdcConfig`]: the original's environment variables (§B10.2) under their own names
+//! (`ARGO_NAMESPACE`, `API_ROOT_PATH`, … read without a prefix), plus `OGDC_*` additions.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tessera_config::{Secret, is_default};
+use tessera_embedded::{EmbeddedConfig, LocalObjectsConfig};
+use tessera_http::{HttpConfig, LogConfig};
+use tessera_mongodb::MongoConfig;
+use tessera_s3::S3Config;
+
+use crate::{Error, Result};
+
+/// Environment prefix and YAML file stem: `OGDC_*`, `.ogdc.yaml`.
+pub const PREFIX: &str = "ogdc";
+
+/// Keys read from their bare variable, as the original named them.
+pub const UNPREFIXED: &[&str] = &[
+    "api_root_path",
+    "environment",
+    "argo_workflows_service_url",
+    "argo_namespace",
+    "argo_service_account_name",
+    "s3_secret_key_id",
+    "s3_secret_key_key",
+    "internal_s3_endpoint_url",
+    "public_s3_endpoint_url",
+    "dataone_node_url",
+];
+
+/// Which workflow engine runs recipes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// The embedded local executor.
+    #[default]
+    Local,
+    /// Argo Workflows at `argo_workflows_service_url`.
+    Argo,
+}
+
+/// The OGDC runner's settings.
+///
+/// `jwt_secret_key` (`OGDC_JWT_SECRET_KEY`) and `admin_password` (`OGDC_ADMIN_PASSWORD`)
+/// are required: the service refuses to start without them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OgdcConfig {
+    /// HS256 key of the access tokens.
+    #[serde(skip_serializing_if = "is_default")]
+    pub jwt_secret_key: Secret,
+    /// The password `admin` is created with (once; never re-synced).
+    #[serde(skip_serializing_if = "is_default")]
+    pub admin_password: Secret,
+    /// Minutes an access token is valid.
+    pub access_token_minutes: u32,
+    /// Argon2id iterations (the original: 3).
+    pub argon2_t: u32,
+    /// Argon2id memory in KiB (the original: 65536).
+    pub argon2_m_kib: u32,
+    /// Argon2id lanes (the original: 4).
+    pub argon2_p: u32,
+    /// Password hashes computed at once; more logins wait (bounds memory and CPU).
+    pub password_workers: usize,
+    /// `local`, `dev` or other; informational (the original picked image pull policies).
+    pub environment: String,
+    /// Where the embedded store, the local objects, the workflow volume and work
+    /// directories live.
+    pub data_dir: PathBuf,
+    /// The public URL of this service (for the local object store's signed URLs); empty
+    /// for `http://<host>:<port>`.
+    pub public_url: String,
+    /// Which engine runs recipes: `local` or `argo`.
+    pub engine: EngineKind,
+    /// Argo Server (not used by the local engine).
+    pub argo_workflows_service_url: String,
+    /// Bearer token for the Argo Server; empty sends no `Authorization` (server auth mode).
+    pub argo_token: Secret,
+    /// Milliseconds between polls of helper workflows (the original: 5 s).
+    pub argo_poll_interval_ms: u64,
+    /// The workflow volume's claim (`pvc` outputs, the publication check).
+    pub workflow_pvc_name: String,
+    /// Argo namespace.
+    pub argo_namespace: String,
+    /// Service account of the workflows.
+    pub argo_service_account_name: String,
+    /// Image tag of the runner image.
+    pub runner_image_tag: String,
+    /// Runs (and Argo tasks) at once.
+    pub max_parallel_limit: usize,
+    /// Directory under which local `recipe_path`s may lie; empty allows none (https only).
+    pub recipe_local_root: String,
+    /// Allow recipe and input URLs on loopback or private addresses (tests, labs); http://
+    /// is then allowed for them too.
+    pub allow_private_urls: bool,
+    /// Largest input file the local executor fetches, in bytes.
+    pub input_max_bytes: u64,
+    /// Seconds one input download may take.
+    pub input_timeout_seconds: u64,
+    /// Seconds one recipe command may run.
+    pub command_timeout_seconds: u64,
+    /// Unix account (uid) the local executor runs commands as when the service runs as
+    /// root; `nobody` by default.
+    pub run_as_uid: u32,
+    /// Its group.
+    pub run_as_gid: u32,
+    /// S3 access key id of the output bucket (S3 when `internal_s3_endpoint_url` is set).
+    pub s3_secret_key_id: String,
+    /// S3 secret key.
+    pub s3_secret_key_key: Secret,
+    /// S3 endpoint as the service reaches it.
+    pub internal_s3_endpoint_url: String,
+    /// S3 endpoint as users reach it; replaces the internal one in `/output` URLs.
+    pub public_s3_endpoint_url: String,
+    /// Output bucket.
+    pub s3_bucket: String,
+    /// S3 region.
+    pub s3_region: String,
+    /// DataONE member node (dataone inputs).
+    pub dataone_node_url: String,
+    /// HTTP server.
+    #[serde(flatten)]
+    pub http: HttpConfig,
+    /// Logging.
+    #[serde(flatten)]
+    pub log: LogConfig,
+    /// MongoDB (when `mongo_dsn` is set), else the embedded store under `data_dir`.
+    #[serde(flatten)]
+    pub mongo: MongoConfig,
+}
+
+impl Default for OgdcConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret_key: Secret::default(),
+            admin_password: Secret::default(),
+            access_token_minutes: 30,
+            argon2_t: 3,
+            argon2_m_kib: 65536,
+            argon2_p: 4,
+            password_workers: 2,
+            environment: "local".into(),
+            data_dir: PathBuf::from(".tessera/ogdc"),
+            public_url: String::new(),
+            engine: EngineKind::Local,
+            argo_workflows_service_url: "http://localhost:2746".into(),
+            argo_token: Secret::default(),
+            argo_poll_interval_ms: 5000,
+            workflow_pvc_name: "cephfs-qgnet-ogdc-workflow-pvc".into(),
+            argo_namespace: "qgnet".into(),
+            argo_service_account_name: "argo-workflow".into(),
+            runner_image_tag: "latest".into(),
+            max_parallel_limit: 5,
+            recipe_local_root: String::new(),
+            allow_private_urls: false,
+            input_max_bytes: 1 << 30,
+            input_timeout_seconds: 600,
+            command_timeout_seconds: 3600,
+            run_as_uid: 65534,
+            run_as_gid: 65534,
+            s3_secret_key_id: String::new(),
+            s3_secret_key_key: Secret::default(),
+            internal_s3_endpoint_url: String::new(),
+            public_s3_endpoint_url: String::new(),
+            s3_bucket: "argo-workflows".into(),
+            s3_region: "us-east-1".into(),
+            dataone_node_url: "https://arcticdata.io/metacat/d1/mn".into(),
+            http: HttpConfig {
+                port: 8000,
+                ..HttpConfig::default()
+            },
+            log: LogConfig::default(),
+            mongo: MongoConfig {
+                db_name: "ogdc".into(),
+                ..MongoConfig::default()
+            },
+        }
+    }
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> Error {
+    Error::Config {
+        key,
+        message: message.into(),
+    }
+}
+
+impl OgdcConfig {
+    /// Checks what loading cannot; the error names the key.
+    pub fn validate(&self) -> Result<()> {
+        if self.jwt_secret_key.expose().is_empty() {
+            return Err(invalid("jwt_secret_key", "must be set"));
+        }
+        if self.admin_password.expose().is_empty() {
+            return Err(invalid("admin_password", "must be set"));
+        }
+        if self.access_token_minutes == 0 {
+            return Err(invalid("access_token_minutes", "must be at least 1"));
+        }
+        if self.password_workers == 0 {
+            return Err(invalid("password_workers", "must be at least 1"));
+        }
+        if self.max_parallel_limit == 0 {
+            return Err(invalid("max_parallel_limit", "must be at least 1"));
+        }
+        if self.engine == EngineKind::Argo
+            && !(self.argo_workflows_service_url.starts_with("http://")
+                || self.argo_workflows_service_url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "argo_workflows_service_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if !self.recipe_local_root.is_empty()
+            && !PathBuf::from(&self.recipe_local_root).is_absolute()
+        {
+            return Err(invalid("recipe_local_root", "must be an absolute path"));
+        }
+        for (key, url) in [
+            ("public_url", &self.public_url),
+            ("internal_s3_endpoint_url", &self.internal_s3_endpoint_url),
+            ("public_s3_endpoint_url", &self.public_s3_endpoint_url),
+        ] {
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(key, "must be an http:// or https:// URL"));
+            }
+        }
+        tessera_service::backends::validate_store(PREFIX, &self.mongo)?;
+        Ok(())
+    }
+
+    /// The embedded store's settings (`<data_dir>/ogdc.sqlite`).
+    pub fn embedded(&self) -> EmbeddedConfig {
+        EmbeddedConfig {
+            embedded_db_path: self.data_dir.join("ogdc.sqlite"),
+        }
+    }
+
+    /// The base URL users reach this service at.
+    pub fn base_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}:{}", self.http.host, self.http.port)
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// The local object store (outputs without S3), under `<data_dir>/objects`.
+    pub fn local_objects(&self, base_url: &str) -> LocalObjectsConfig {
+        LocalObjectsConfig {
+            objects_root: self.data_dir.join("objects"),
+            objects_public_url: format!(
+                "{}{}/objects",
+                base_url,
+                self.http.api_root_path.trim_end_matches('/')
+            ),
+            objects_signing_key: Secret::default(),
+        }
+    }
+
+    /// S3 for outputs, when `internal_s3_endpoint_url` is set.
+    pub fn s3(&self) -> S3Config {
+        if self.internal_s3_endpoint_url.is_empty() {
+            return S3Config::default();
+        }
+        S3Config {
+            s3_endpoint_url: self.internal_s3_endpoint_url.clone(),
+            s3_region: self.s3_region.clone(),
+            s3_bucket: self.s3_bucket.clone(),
+            s3_access_key_id: self.s3_secret_key_id.clone(),
+            s3_secret_access_key: self.s3_secret_key_key.clone(),
+            ..S3Config::default()
+        }
+    }
+
+    /// The workflow volume of the local executor (`pvc` outputs).
+    pub fn volume_dir(&self) -> PathBuf {
+        self.data_dir.join("volume")
+    }
+
+    /// The work directories of the local executor.
+    pub fn work_dir(&self) -> PathBuf {
+        self.data_dir.join("work")
+    }
+}

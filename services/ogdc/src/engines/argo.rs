@@ -1,0 +1,560 @@
+//! The Argo Workflows provider over the Argo Server REST API (`/api/v1/workflows/{ns}`),
+//! with the documents of §B4 and §B10.3 (template and step names, generateName, labels,
+//! TTLs, artifact GC, PVC mounts; no retryStrategy in v0.3.0) and §B10.6's call order for
+//! the publication check. No `Authorization` header unless a token is configured.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tessera_recipes::engine::EngineError;
+use tessera_recipes::{EngineStatus, Output, Phase, Recipe, RunOutput, WorkflowEngine};
+
+/// What the documents depend on besides the recipe.
+#[derive(Debug, Clone)]
+pub struct ArgoSettings {
+    /// `ARGO_SERVICE_ACCOUNT_NAME`.
+    pub service_account: String,
+    /// `OGDC_RUNNER_IMAGE_TAG`.
+    pub image_tag: String,
+    /// `ENVIRONMENT`: `local` uses the local image, `dev` always pulls.
+    pub environment: String,
+    /// The workflow volume's claim.
+    pub pvc_name: String,
+}
+
+/// The label that makes Argo archive a workflow.
+pub const ARCHIVE_LABEL: &str = "ogdc/persist-workflow-in-archive";
+
+impl ArgoSettings {
+    fn image(&self) -> String {
+        if self.environment == "local" {
+            "ogdc-runner".to_owned()
+        } else {
+            format!("ghcr.io/qgreenland-net/ogdc-runner:{}", self.image_tag)
+        }
+    }
+
+    fn pull_policy(&self) -> &'static str {
+        if self.environment == "dev" {
+            "Always"
+        } else {
+            "IfNotPresent"
+        }
+    }
+
+    fn container(&self, script: String) -> Value {
+        json!({
+            "image": self.image(),
+            "imagePullPolicy": self.pull_policy(),
+            "command": ["sh", "-c"],
+            "args": [script],
+        })
+    }
+
+    fn workflow(
+        &self,
+        prefix: &str,
+        archive: bool,
+        ttl: u64,
+        entrypoint: &str,
+        templates: Vec<Value>,
+    ) -> Value {
+        json!({
+            "workflow": {
+                "metadata": {
+                    "generateName": prefix,
+                    "labels": { ARCHIVE_LABEL: if archive { "true" } else { "false" } },
+                },
+                "spec": {
+                    "serviceAccountName": self.service_account,
+                    "entrypoint": entrypoint,
+                    "ttlStrategy": { "secondsAfterSuccess": ttl },
+                    "artifactGC": { "strategy": "OnWorkflowDeletion" },
+                    "volumes": [{
+                        "name": "workflow-volume",
+                        "persistentVolumeClaim": { "claimName": self.pvc_name },
+                    }],
+                    "templates": templates,
+                }
+            }
+        })
+    }
+
+    /// The sequential shell workflow of `recipe` (POST body).
+    pub fn shell_workflow(&self, recipe: &Recipe) -> Value {
+        let id = &recipe.id;
+        let fetch = format!("{id}-fetch-template-");
+        let wgets: Vec<String> = recipe
+            .urls()
+            .iter()
+            .map(|url| format!("wget --content-disposition -P /output_dir/ {url}"))
+            .collect();
+        let mut fetch_template = json!({ "name": fetch, "container": self.container(format!("mkdir -p /output_dir/ && {}", wgets.join(" && "))) });
+        fetch_template["outputs"] =
+            json!({ "artifacts": [{ "name": "output-dir", "path": "/output_dir/" }] });
+        let mut templates = vec![fetch_template];
+        let mut steps = vec![json!([{ "name": fetch, "template": fetch }])];
+        let mut previous = fetch.clone();
+        for (i, command) in recipe.commands.iter().enumerate() {
+            let (step, template) = (format!("step-{}", i + 1), format!("run-cmd-{}", i + 1));
+            let mut t = json!({ "name": template, "container": self.container(format!("mkdir -p /output_dir/ && {command}")) });
+            t["inputs"] = json!({ "artifacts": [{ "name": "input-dir", "path": "/input_dir/" }] });
+            t["outputs"] =
+                json!({ "artifacts": [{ "name": "output-dir", "path": "/output_dir/" }] });
+            templates.push(t);
+            steps.push(json!([{
+                "name": step,
+                "template": template,
+                "arguments": { "artifacts": [{ "name": "input-dir", "from": format!("{{{{steps.{previous}.outputs.artifacts.output-dir}}}}") }] },
+            }]));
+            previous = step;
+        }
+        let temporary = *recipe.output() == Output::Temporary;
+        let mut publish = if temporary {
+            let mut p = json!({ "name": "publish-data-", "container": self.container(format!("mkdir -p /output_dir/ && cd /input_dir/ && zip -r /output_dir/{id}.zip ./*")) });
+            p["outputs"] = json!({ "artifacts": [{ "name": "published_zip", "path": format!("/output_dir/{id}.zip"), "archive": { "none": {} } }] });
+            p
+        } else {
+            let mut p = json!({ "name": "publish-data-", "container": self.container("rsync --progress /input_dir/* /output_dir/".into()) });
+            p["container"]["volumeMounts"] =
+                json!([{ "name": "workflow-volume", "mountPath": "/output_dir/", "subPath": id }]);
+            p
+        };
+        publish["inputs"] =
+            json!({ "artifacts": [{ "name": "input-dir", "path": "/input_dir/" }] });
+        templates.push(publish);
+        steps.push(json!([{
+            "name": "publish-data",
+            "template": "publish-data-",
+            "arguments": { "artifacts": [{ "name": "input-dir", "from": format!("{{{{steps.{previous}.outputs.artifacts.output-dir}}}}") }] },
+        }]));
+        templates.insert(0, json!({ "name": "main", "steps": steps }));
+        let ttl = if temporary { 604_800 } else { 86_400 };
+        self.workflow(
+            &tessera_recipes::runs::workflow_prefix(id, "shell"),
+            true,
+            ttl,
+            "main",
+            templates,
+        )
+    }
+
+    /// The removal of a recipe's published data (`overwrite`).
+    pub fn remove_existing_workflow(&self, recipe: &Recipe) -> Value {
+        let id = &recipe.id;
+        let mut t = json!({
+            "name": "remove-existing-data",
+            "container": self.container(format!("rm -rf /mnt/{id}")),
+        });
+        t["container"]["volumeMounts"] =
+            json!([{ "name": "workflow-volume", "mountPath": "/mnt/" }]);
+        self.workflow(
+            &tessera_recipes::runs::workflow_prefix(id, "remove-existing-data"),
+            false,
+            86_400,
+            "remove-existing-data",
+            vec![t],
+        )
+    }
+
+    /// The publication check of a `pvc` recipe: `yes`/`no` in output parameter
+    /// `data-published` of template `check-already-published`.
+    pub fn check_published_workflow(&self, recipe: &Recipe) -> Value {
+        let id = &recipe.id;
+        let mut t = json!({
+            "name": "check-already-published",
+            "container": self.container(format!("if test -d /mnt/{id}; then echo yes > /tmp/data-published; else echo no > /tmp/data-published; fi")),
+            "outputs": { "parameters": [{ "name": "data-published", "valueFrom": { "path": "/tmp/data-published" } }] },
+        });
+        t["container"]["volumeMounts"] =
+            json!([{ "name": "workflow-volume", "mountPath": "/mnt/" }]);
+        self.workflow(
+            &tessera_recipes::runs::workflow_prefix(id, "check-published"),
+            false,
+            86_400,
+            "check-already-published",
+            vec![t],
+        )
+    }
+}
+
+/// The provider.
+#[derive(Debug, Clone)]
+pub struct ArgoEngine {
+    settings: ArgoSettings,
+    client: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    poll: Duration,
+    max_polls: u32,
+}
+
+fn failed(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Failed(e.to_string())
+}
+
+impl ArgoEngine {
+    /// A provider for the Argo Server at `url`, namespace `namespace`; `token` for an
+    /// `Authorization: Bearer` header (none by default); helpers are polled every `poll`.
+    pub fn new(
+        settings: ArgoSettings,
+        url: &str,
+        namespace: &str,
+        token: Option<String>,
+        poll: Duration,
+    ) -> Result<Self, EngineError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(failed)?;
+        Ok(Self {
+            settings,
+            client,
+            base: format!("{}/api/v1/workflows/{namespace}", url.trim_end_matches('/')),
+            token: token.filter(|t| !t.is_empty()),
+            poll,
+            max_polls: 720,
+        })
+    }
+
+    fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, url);
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        name: &str,
+    ) -> Result<Value, EngineError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| failed(format!("argo server: {e}")))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(EngineError::Unknown(name.to_owned()));
+        }
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(failed(format!("argo server answered {status}: {body}")));
+        }
+        let text = response.text().await.map_err(failed)?;
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).map_err(|e| failed(format!("argo server: {e}")))
+    }
+
+    async fn submit(&self, doc: &Value) -> Result<String, EngineError> {
+        let created = self
+            .send(
+                self.request(reqwest::Method::POST, self.base.clone())
+                    .json(doc),
+                "",
+            )
+            .await?;
+        created["metadata"]["name"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| failed("argo server returned no workflow name"))
+    }
+
+    async fn get(&self, name: &str) -> Result<Value, EngineError> {
+        self.send(
+            self.request(reqwest::Method::GET, format!("{}/{name}", self.base)),
+            name,
+        )
+        .await
+    }
+
+    /// Polls until `Succeeded` (GET at once, then every `poll`); `Failed` and `Error` end
+    /// the wait with an error (the original waited forever on `Error`).
+    async fn wait(&self, name: &str) -> Result<(), EngineError> {
+        for i in 0..self.max_polls {
+            if i > 0 {
+                tokio::time::sleep(self.poll).await;
+            }
+            let wf = self.get(name).await?;
+            match wf["status"]["phase"].as_str() {
+                Some("Succeeded") => return Ok(()),
+                Some(phase @ ("Failed" | "Error")) => {
+                    return Err(failed(format!("workflow {name} ended {phase}")));
+                }
+                _ => {}
+            }
+        }
+        Err(failed(format!("workflow {name} did not finish")))
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), EngineError> {
+        match self
+            .send(
+                self.request(reqwest::Method::DELETE, format!("{}/{name}", self.base)),
+                name,
+            )
+            .await
+        {
+            Ok(_) | Err(EngineError::Unknown(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn nodes(wf: &Value) -> Vec<&Value> {
+    wf["status"]["nodes"]
+        .as_object()
+        .map(|n| n.values().collect())
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl WorkflowEngine for ArgoEngine {
+    fn name(&self) -> &'static str {
+        "argo"
+    }
+
+    async fn published(&self, recipe: &Recipe) -> Result<bool, EngineError> {
+        if *recipe.output() != Output::Pvc {
+            return Ok(false);
+        }
+        let name = self
+            .submit(&self.settings.check_published_workflow(recipe))
+            .await?;
+        self.wait(&name).await?;
+        let wf = self.get(&name).await?;
+        let answer = nodes(&wf)
+            .into_iter()
+            .filter(|n| n["templateName"] == "check-already-published")
+            .flat_map(|n| {
+                n["outputs"]["parameters"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .find(|p| p["name"] == "data-published")
+            .and_then(|p| p["value"].as_str().map(|v| v.trim() == "yes"));
+        self.delete(&name).await?;
+        answer.ok_or_else(|| {
+            failed(format!(
+                "workflow {name} did not say whether data are published"
+            ))
+        })
+    }
+
+    async fn remove_published(&self, recipe: &Recipe) -> Result<(), EngineError> {
+        let name = self
+            .submit(&self.settings.remove_existing_workflow(recipe))
+            .await?;
+        self.wait(&name).await
+    }
+
+    async fn start(&self, _name: &str, recipe: &Recipe) -> Result<String, EngineError> {
+        if !recipe.is_shell() {
+            return Err(EngineError::Unsupported(
+                "visualization workflows are not implemented".into(),
+            ));
+        }
+        let name = self.submit(&self.settings.shell_workflow(recipe)).await?;
+        Ok(format!("{name} {}", recipe.id))
+    }
+
+    async fn status(&self, handle: &str) -> Result<EngineStatus, EngineError> {
+        let (name, id) = handle.split_once(' ').unwrap_or((handle, ""));
+        let wf = self.get(name).await?;
+        let phase = match wf["status"]["phase"].as_str() {
+            Some("Running") => Phase::Running,
+            Some("Succeeded") => Phase::Succeeded,
+            Some("Failed") => Phase::Failed,
+            Some("Error") => Phase::Error,
+            _ => Phase::Pending,
+        };
+        let output = (phase == Phase::Succeeded).then(|| {
+            nodes(&wf)
+                .into_iter()
+                .flat_map(|n| {
+                    n["outputs"]["artifacts"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .find(|a| a["name"] == "published_zip")
+                .and_then(|a| a["s3"]["key"].as_str().map(str::to_owned))
+                .map(|key| RunOutput::Object { key })
+                .unwrap_or_else(|| RunOutput::Pvc {
+                    path: id.to_owned(),
+                })
+        });
+        Ok(EngineStatus {
+            phase,
+            message: wf["status"]["message"].as_str().map(str::to_owned),
+            output,
+        })
+    }
+
+    async fn cancel(&self, handle: &str) -> Result<(), EngineError> {
+        let name = handle.split(' ').next().unwrap_or(handle);
+        match self
+            .send(
+                self.request(reqwest::Method::PUT, format!("{}/{name}/stop", self.base))
+                    .json(&json!({})),
+                name,
+            )
+            .await
+        {
+            Ok(_) | Err(EngineError::Unknown(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn logs(&self, handle: &str) -> Result<String, EngineError> {
+        let name = handle.split(' ').next().unwrap_or(handle);
+        let response = self
+            .request(
+                reqwest::Method::GET,
+                format!("{}/{name}/log?logOptions.container=main", self.base),
+            )
+            .send()
+            .await
+            .map_err(failed)?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(EngineError::Unknown(name.to_owned()));
+        }
+        let text = response.text().await.map_err(failed)?;
+        // One JSON object per line: {"result":{"content":…,"podName":…}}.
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["result"]["content"].as_str().map(|c| format!("{c}\n")))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe(output: &str) -> Recipe {
+        let meta = format!(
+            "name: Seal Tags\nworkflow:\n  type: shell\ninput:\n  params:\n    - type: url\n      value: https://x.org/a.csv\noutput:\n  type: {output}\n"
+        );
+        Recipe::parse(&meta, |_| {
+            Ok(Some(
+                "cp /input_dir/a.csv /output_dir/\nwc -l /input_dir/a.csv > /output_dir/n\n".into(),
+            ))
+        })
+        .unwrap()
+    }
+
+    fn settings() -> ArgoSettings {
+        ArgoSettings {
+            service_account: "argo-workflow".into(),
+            image_tag: "latest".into(),
+            environment: "prod".into(),
+            pvc_name: "cephfs-qgnet-ogdc-workflow-pvc".into(),
+        }
+    }
+
+    #[test]
+    fn the_shell_workflow_matches_section_b4() {
+        let doc = settings().shell_workflow(&recipe("temporary"));
+        let wf = &doc["workflow"];
+        assert_eq!(wf["metadata"]["generateName"], "seal-tags-shell-");
+        assert_eq!(wf["metadata"]["labels"][ARCHIVE_LABEL], "true");
+        let spec = &wf["spec"];
+        assert_eq!(spec["serviceAccountName"], "argo-workflow");
+        assert_eq!(spec["entrypoint"], "main");
+        assert_eq!(spec["ttlStrategy"], json!({"secondsAfterSuccess": 604800}));
+        assert_eq!(
+            spec["artifactGC"],
+            json!({"strategy": "OnWorkflowDeletion"})
+        );
+        assert!(spec.get("retryStrategy").is_none());
+        let names: Vec<&str> = spec["templates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "main",
+                "seal-tags-fetch-template-",
+                "run-cmd-1",
+                "run-cmd-2",
+                "publish-data-"
+            ]
+        );
+        let steps: Vec<&str> = spec["templates"][0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s[0]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "seal-tags-fetch-template-",
+                "step-1",
+                "step-2",
+                "publish-data"
+            ]
+        );
+        let fetch = &spec["templates"][1]["container"];
+        assert_eq!(fetch["image"], "ghcr.io/qgreenland-net/ogdc-runner:latest");
+        assert_eq!(fetch["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(
+            fetch["args"][0],
+            "mkdir -p /output_dir/ && wget --content-disposition -P /output_dir/ https://x.org/a.csv"
+        );
+        assert_eq!(
+            spec["templates"][2]["container"]["args"][0],
+            "mkdir -p /output_dir/ && cp /input_dir/a.csv /output_dir/"
+        );
+        assert_eq!(
+            spec["templates"][0]["steps"][2][0]["arguments"]["artifacts"][0]["from"],
+            "{{steps.step-1.outputs.artifacts.output-dir}}"
+        );
+        assert_eq!(
+            spec["templates"][4]["outputs"]["artifacts"][0],
+            json!({"name": "published_zip", "path": "/output_dir/seal-tags.zip", "archive": {"none": {}}})
+        );
+
+        let pvc = settings().shell_workflow(&recipe("pvc"));
+        let spec = &pvc["workflow"]["spec"];
+        assert_eq!(spec["ttlStrategy"]["secondsAfterSuccess"], 86400);
+        assert_eq!(
+            spec["templates"][4]["container"]["args"][0],
+            "rsync --progress /input_dir/* /output_dir/"
+        );
+        assert_eq!(
+            spec["templates"][4]["container"]["volumeMounts"][0]["subPath"],
+            "seal-tags"
+        );
+        assert_eq!(
+            spec["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            "cephfs-qgnet-ogdc-workflow-pvc"
+        );
+    }
+
+    #[test]
+    fn the_check_workflow_is_a_helper() {
+        let doc = settings().check_published_workflow(&recipe("pvc"));
+        let wf = &doc["workflow"];
+        assert_eq!(wf["metadata"]["generateName"], "seal-tags-check-published-");
+        assert_eq!(wf["metadata"]["labels"][ARCHIVE_LABEL], "false");
+        assert_eq!(
+            wf["spec"]["templates"][0]["name"],
+            "check-already-published"
+        );
+        assert_eq!(
+            wf["spec"]["templates"][0]["outputs"]["parameters"][0]["name"],
+            "data-published"
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! The composition root: the store (embedded under `data_dir`, or MongoDB), the object
+//! store (S3 or local), the recipe loader, the engine and the [`Runner`]; the admin is
+//! bootstrapped here, once.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_embedded::EmbeddedStore;
+use tessera_http::HttpStack;
+use tessera_kit::dao::{DaoFactory, JsonDao};
+use tessera_recipes::runner::Ports;
+use tessera_recipes::runs::run_spec;
+use tessera_recipes::users::{Cost, Passwords, Tokens, user_spec};
+use tessera_recipes::{RecipeLoader, Runner, WorkflowEngine};
+use tessera_service::objects::{Objects, open_objects};
+use tessera_service::{Backends, Part};
+
+use crate::config::{EngineKind, OgdcConfig, PREFIX};
+use crate::engines::argo::{ArgoEngine, ArgoSettings};
+use crate::engines::local::{LocalEngine, LocalSettings, running_as_root};
+use crate::fetch::{Fetcher, Loader};
+use crate::rest::{self, RestState};
+use crate::{Error, Result};
+
+/// Replacements for what [`prepare`] would build.
+#[derive(Default)]
+pub struct Overrides {
+    /// A storage provider (instead of the embedded store).
+    pub dao_factory: Option<Arc<dyn DaoFactory>>,
+    /// An open embedded store.
+    pub store: Option<EmbeddedStore>,
+    /// The engine.
+    pub engine: Option<Arc<dyn WorkflowEngine>>,
+    /// The recipe loader.
+    pub loader: Option<Arc<dyn RecipeLoader>>,
+}
+
+impl fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Overrides")
+            .field("dao_factory", &self.dao_factory)
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The prepared service.
+pub struct Core {
+    /// The validated config.
+    pub config: Arc<OgdcConfig>,
+    /// The use cases.
+    pub runner: Runner,
+    /// The object store (its local presign scope is mounted at `/objects`).
+    pub objects: Objects,
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("config", &self.config)
+            .field("runner", &self.runner)
+            .finish_non_exhaustive()
+    }
+}
+
+fn config_error(key: &'static str) -> impl Fn(String) -> Error {
+    move |message| Error::Config { key, message }
+}
+
+/// Builds everything from `config`.
+pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Core> {
+    config.validate()?;
+    let factory = Backends::new(PREFIX, &config.mongo, &config.embedded())
+        .with_documents(overrides.dao_factory.take())
+        .with_embedded(overrides.store.take())
+        .documents()
+        .await?
+        .factory;
+    let users = JsonDao::open(factory.as_ref(), user_spec("ogdc_users"))
+        .await
+        .map_err(tessera_recipes::Error::from)?;
+    let runs = JsonDao::open(factory.as_ref(), run_spec("ogdc_runs"))
+        .await
+        .map_err(tessera_recipes::Error::from)?;
+    let objects = open_objects(
+        PREFIX,
+        &config.s3(),
+        &config.local_objects(&config.base_url()),
+    )
+    .await?;
+    let fetcher = Fetcher::new(
+        config.allow_private_urls,
+        Duration::from_secs(config.input_timeout_seconds),
+    )
+    .map_err(|e| config_error("allow_private_urls")(e.to_string()))?;
+    let loader = match overrides.loader.take() {
+        Some(loader) => loader,
+        None => Arc::new(Loader::new(
+            fetcher.clone(),
+            (!config.recipe_local_root.is_empty())
+                .then(|| PathBuf::from(&config.recipe_local_root)),
+        )),
+    };
+    let engine: Arc<dyn WorkflowEngine> = match overrides.engine.take() {
+        Some(engine) => engine,
+        None if config.engine == EngineKind::Argo => Arc::new(
+            ArgoEngine::new(
+                ArgoSettings {
+                    service_account: config.argo_service_account_name.clone(),
+                    image_tag: config.runner_image_tag.clone(),
+                    environment: config.environment.clone(),
+                    pvc_name: config.workflow_pvc_name.clone(),
+                },
+                &config.argo_workflows_service_url,
+                &config.argo_namespace,
+                Some(config.argo_token.expose().to_owned()),
+                Duration::from_millis(config.argo_poll_interval_ms),
+            )
+            .map_err(|e| config_error("argo_workflows_service_url")(e.to_string()))?,
+        ),
+        None => Arc::new(
+            LocalEngine::new(
+                LocalSettings {
+                    work_root: config.work_dir(),
+                    volume_root: config.volume_dir(),
+                    parallel: config.max_parallel_limit,
+                    command_timeout: Duration::from_secs(config.command_timeout_seconds),
+                    input_max_bytes: config.input_max_bytes,
+                    run_as: running_as_root().then_some((config.run_as_uid, config.run_as_gid)),
+                },
+                fetcher,
+                objects.store.clone(),
+            )
+            .map_err(|e| config_error("data_dir")(e.to_string()))?,
+        ),
+    };
+    let passwords = Passwords::new(
+        Cost {
+            t: config.argon2_t,
+            m_kib: config.argon2_m_kib,
+            p: config.argon2_p,
+        },
+        config.password_workers,
+    )
+    .map_err(|e| config_error("argon2_m_kib")(e.to_string()))?;
+    let tokens = Tokens::new(
+        config.jwt_secret_key.expose().as_bytes(),
+        chrono::Duration::minutes(i64::from(config.access_token_minutes)),
+    )?;
+    let runner = Runner::new(
+        Ports {
+            users,
+            runs,
+            engine,
+            loader,
+            objects: objects.store.clone(),
+        },
+        passwords,
+        tokens,
+    );
+    runner
+        .bootstrap_admin(config.admin_password.expose())
+        .await?;
+    tracing::info!(engine = runner.engine_name(), objects = ?objects.kind, "ogdc prepared");
+    Ok(Core {
+        config: Arc::new(config),
+        runner,
+        objects,
+    })
+}
+
+impl Core {
+    /// The REST API as a part.
+    pub fn rest_part(&self) -> Result<Part<Error>> {
+        let stack = HttpStack::new(self.config.http.clone(), rest::openapi::document())?;
+        let state = RestState {
+            runner: self.runner.clone(),
+            internal_s3: self.config.internal_s3_endpoint_url.clone(),
+            public_s3: self.config.public_s3_endpoint_url.clone(),
+        };
+        let local = self.objects.local.clone();
+        Ok(Part::rest(
+            "rest",
+            stack,
+            move |cfg: &mut actix_web::web::ServiceConfig| {
+                rest::routes(state.clone(), local.clone(), cfg)
+            },
+        ))
+    }
+}

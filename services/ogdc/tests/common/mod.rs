@@ -1,0 +1,191 @@
+//! Spawning the real service on a free port with a fresh store, and a local input server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::path::Path;
+
+use ogdc::{Core, OgdcConfig, Overrides, prepare};
+use serde_json::Value;
+use tessera_service::{Parts, Running};
+
+pub const ADMIN_PASSWORD: &str = "admin-pw";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn config(dir: &Path) -> OgdcConfig {
+    let mut config = OgdcConfig {
+        jwt_secret_key: "test-jwt-secret".into(),
+        admin_password: ADMIN_PASSWORD.into(),
+        // Cheap hashes keep the suite fast; the benchmark uses the original's cost.
+        argon2_t: 1,
+        argon2_m_kib: 64,
+        argon2_p: 1,
+        data_dir: dir.join("data"),
+        recipe_local_root: dir.join("recipes").display().to_string(),
+        allow_private_urls: true,
+        command_timeout_seconds: 20,
+        ..OgdcConfig::default()
+    };
+    config.http.port = free_port();
+    config
+}
+
+pub struct App {
+    pub url: String,
+    pub running: Running<Core>,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn spawn(change: impl FnOnce(&mut OgdcConfig, &Path)) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    // The unprivileged account commands run as must reach the work directories.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("recipes")).unwrap();
+    let mut config = config(dir.path());
+    change(&mut config, dir.path());
+    let core = prepare(config, Overrides::default()).await.unwrap();
+    let running = tessera_service::start(core, Parts::REST).await.unwrap();
+    let url = running.url().unwrap().trim_end_matches('/').to_owned();
+    App {
+        url,
+        running,
+        client: reqwest::Client::new(),
+        dir,
+    }
+}
+
+impl App {
+    pub async fn token(&self, user: &str, password: &str) -> String {
+        let response = self
+            .client
+            .post(format!("{}/token", self.url))
+            .form(&[("username", user), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn admin(&self) -> String {
+        self.token("admin", ADMIN_PASSWORD).await
+    }
+
+    pub async fn create_user(&self, name: &str, password: &str) -> reqwest::Response {
+        let admin = self.admin().await;
+        self.client
+            .post(format!("{}/create_user", self.url))
+            .bearer_auth(admin)
+            .form(&[("username", name), ("password", password)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub fn recipe(&self, name: &str, meta: &str, sh: &str) {
+        let dir = self.dir.path().join("recipes").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("meta.yml"), meta).unwrap();
+        std::fs::write(dir.join("recipe.sh"), sh).unwrap();
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn submit(&self, token: &str, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/submit", self.url))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "recipe_path": path }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Polls `/status` until a terminal phase.
+    pub async fn wait(&self, token: &str, name: &str) -> String {
+        for _ in 0..200 {
+            let (status, body) = self.get(&format!("/status/{name}"), token).await;
+            assert_eq!(status, 200, "{body}");
+            let phase = body["status"].as_str().unwrap().to_owned();
+            if matches!(phase.as_str(), "Succeeded" | "Failed" | "Error") {
+                let (_, runs) = self.get("/runs", token).await;
+                let logs = self
+                    .client
+                    .get(format!("{}/runs/{name}/logs", self.url))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                eprintln!("run {name}: {phase} {runs}\n{logs}");
+                return phase;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("run {name} did not finish");
+    }
+}
+
+/// A local HTTP server answering `GET /<name>` with `body` (other paths 404).
+pub async fn input_server(name: &'static str, body: &'static str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let response = if path == format!("/{name}") {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_owned()
+                };
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/{name}")
+}
+
+pub fn meta(name: &str, url: &str, output: &str) -> String {
+    format!(
+        "name: {name}\nworkflow:\n  type: shell\n  sh_file: recipe.sh\ninput:\n  params:\n    - type: url\n      value: {url}\noutput:\n  type: {output}\n"
+    )
+}
