@@ -5,5 +5,9 @@ use tessera_service::dev::DevEntry;
 
 /// Every service, in the order `tessera dev` starts them (and allots ports).
 pub fn registry() -> Vec<DevEntry> {
-    vec![DevEntry::of::<wps::Core>(), DevEntry::of::<wts::Core>()]
+    vec![
+        DevEntry::of::<wps::Core>(),
+        DevEntry::of::<wts::Core>(),
+        DevEntry::of::<uws::Core>(),
+    ]
 }

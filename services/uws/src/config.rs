@@ -201,7 +201,10 @@ impl Default for ServerConfig {
                 ..HttpConfig::default()
             },
             log: LogConfig::default(),
-            mongo: MongoConfig::default(),
+            mongo: MongoConfig {
+                db_name: "uws".into(),
+                ..MongoConfig::default()
+            },
             embedded: EmbeddedConfig::default(),
             token_lifetime_seconds: 86_400,
             job_poll_interval_seconds: 5,
