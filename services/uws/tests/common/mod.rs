@@ -1,6 +1,6 @@
 //! The test harness: the real app on port 0 with a fresh embedded store, a fresh storage
 //! root and a dataset root, and helpers to log users in.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
