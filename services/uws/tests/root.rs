@@ -23,7 +23,13 @@ fn uid_of(name: &str) -> Option<u32> {
 /// Whether `user` can read `path` (running `cat` as that user).
 fn can_read(user: &str, path: &std::path::Path) -> bool {
     Command::new("su")
-        .args(["-s", "/bin/sh", user, "-c", &format!("cat '{}' >/dev/null 2>&1", path.display())])
+        .args([
+            "-s",
+            "/bin/sh",
+            user,
+            "-c",
+            &format!("cat '{}' >/dev/null 2>&1", path.display()),
+        ])
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
@@ -65,12 +71,23 @@ async fn each_users_files_belong_to_their_account_and_planted_links_are_not_foll
         (b_dir.join("mine.txt"), bob_uid),
         (app.root.join(ALICE), alice_uid),
     ] {
-        assert_eq!(std::fs::metadata(&path).unwrap().uid(), uid, "{}", path.display());
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().uid(),
+            uid,
+            "{}",
+            path.display()
+        );
     }
     assert!(can_read(ALICE, &a_dir.join("secret.txt")));
-    assert!(!can_read(BOB, &a_dir.join("secret.txt")), "bob must not read alice's files");
+    assert!(
+        !can_read(BOB, &a_dir.join("secret.txt")),
+        "bob must not read alice's files"
+    );
     assert!(can_read(BOB, &b_dir.join("mine.txt")));
-    assert!(!can_read(ALICE, &b_dir.join("mine.txt")), "alice must not read bob's files");
+    assert!(
+        !can_read(ALICE, &b_dir.join("mine.txt")),
+        "alice must not read bob's files"
+    );
 
     // Links planted (as by a job) before a write and a chown: never followed.
     let target = app.outside.join("root-owned.txt");
@@ -82,33 +99,81 @@ async fn each_users_files_belong_to_their_account_and_planted_links_are_not_foll
         .await;
     assert_eq!(got.0, 200, "{}", got.1);
     assert_refused(
-        app.put_json(&format!("/workspaces/{a}/"), Some(&alice), &json!({"workspace_details": {"files": [{"name": "planted-dir/x", "content": "x"}]}})).await,
+        app.put_json(
+            &format!("/workspaces/{a}/"),
+            Some(&alice),
+            &json!({"workspace_details": {"files": [{"name": "planted-dir/x", "content": "x"}]}}),
+        )
+        .await,
         400,
         "Invalid file path specified planted-dir/x",
     );
     let meta = std::fs::metadata(&target).unwrap();
-    assert_eq!((meta.uid(), std::fs::read_to_string(&target).unwrap().as_str()), (0, "root"));
+    assert_eq!(
+        (
+            meta.uid(),
+            std::fs::read_to_string(&target).unwrap().as_str()
+        ),
+        (0, "root")
+    );
     assert_eq!(std::fs::metadata(&app.outside).unwrap().uid(), 0);
     assert!(!app.outside.join("x").exists());
-    assert_eq!(std::fs::symlink_metadata(a_dir.join("new.txt")).unwrap().uid(), alice_uid);
+    assert_eq!(
+        std::fs::symlink_metadata(a_dir.join("new.txt"))
+            .unwrap()
+            .uid(),
+        alice_uid
+    );
 
     // A share copies links as links, owned by the recipient; the target stays root's.
     std::os::unix::fs::symlink(&target, a_dir.join("link2")).unwrap();
     let users = app.get("/users/", Some(&alice)).await.1;
-    let bob_id = users["data"]["users"].as_array().unwrap().iter().find(|u| u["username"] == BOB).unwrap()["id"].clone();
-    let (status, body) = app.post_json("/shared_workspaces/", Some(&alice), &json!({"original_workspace_id": a, "shared_user_ids": [bob_id]})).await;
+    let bob_id = users["data"]["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == BOB)
+        .unwrap()["id"]
+        .clone();
+    let (status, body) = app
+        .post_json(
+            "/shared_workspaces/",
+            Some(&alice),
+            &json!({"original_workspace_id": a, "shared_user_ids": [bob_id]}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    let copy = body["data"]["shared_workspaces"][0]["shared_workspace_id"]["id"].as_i64().unwrap();
-    app.wait_for(copy, |w| w.is_some_and(|w| w.status == WorkspaceStatus::Idle)).await;
+    let copy = body["data"]["shared_workspaces"][0]["shared_workspace_id"]["id"]
+        .as_i64()
+        .unwrap();
+    app.wait_for(copy, |w| {
+        w.is_some_and(|w| w.status == WorkspaceStatus::Idle)
+    })
+    .await;
     let copy_dir = app.root.join(format!("{BOB}/{copy}"));
-    assert_eq!(std::fs::metadata(copy_dir.join("secret.txt")).unwrap().uid(), bob_uid);
-    assert_eq!(std::fs::symlink_metadata(copy_dir.join("link2")).unwrap().uid(), bob_uid);
+    assert_eq!(
+        std::fs::metadata(copy_dir.join("secret.txt"))
+            .unwrap()
+            .uid(),
+        bob_uid
+    );
+    assert_eq!(
+        std::fs::symlink_metadata(copy_dir.join("link2"))
+            .unwrap()
+            .uid(),
+        bob_uid
+    );
     assert_eq!(std::fs::metadata(&target).unwrap().uid(), 0);
 
     // System accounts are never a mapping.
     let daemon = app.login("daemon", "", "").await;
     assert_refused(
-        app.post_json("/workspaces/", Some(&daemon), &json!({"name": "x", "description": "d"})).await,
+        app.post_json(
+            "/workspaces/",
+            Some(&daemon),
+            &json!({"name": "x", "description": "d"}),
+        )
+        .await,
         400,
         "User could not be found/created on main storage system.",
     );
