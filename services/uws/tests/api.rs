@@ -1,6 +1,8 @@
 //! API tests: the real app on port 0, a fresh store and storage root per test; status,
 //! envelope, exact messages and check order of every route (§A1, §A10).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::atomic::Ordering;

@@ -3,6 +3,8 @@
 //! survive a restart. Without the variable the test prints `SKIPPED: …` and passes, unless
 //! `TESSERA_REQUIRE_INFRA=1`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::App;

@@ -4,6 +4,8 @@
 //! allowlist fails closed. Without the variable the tests print `SKIPPED: …` and pass, unless
 //! `TESSERA_REQUIRE_INFRA=1`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{App, assert_refused};

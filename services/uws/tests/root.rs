@@ -2,6 +2,8 @@
 //! that account and unreadable by the other; symlinks planted in a workspace are never
 //! followed by a write or a chown. Skipped unless running as root.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
