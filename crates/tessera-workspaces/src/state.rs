@@ -7,6 +7,7 @@
 //! stale row over a newer one (§A10.14). One uws process owns a store.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use tessera_kit::dao::{self, CollectionSpec, Dao, DaoFactory, Filter, JsonDao};
@@ -85,6 +86,7 @@ pub struct Records {
     pub shares: Arc<dyn Dao<Share>>,
     tables: RwLock<Tables>,
     writes: Mutex<()>,
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Records {
@@ -135,6 +137,7 @@ impl Records {
             shares,
             tables: RwLock::new(tables),
             writes: Mutex::new(()),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -151,7 +154,15 @@ impl Records {
             .tables
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        change(&mut tables)
+        let result = change(&mut tables);
+        self.generation.fetch_add(1, Ordering::Release);
+        result
+    }
+
+    /// Changes with every [`Records::apply`]: what was read at one generation is still
+    /// true while it lasts (answers may be cached against it).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Serialises writes: hold it from reading a row to applying its change.

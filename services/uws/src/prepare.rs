@@ -167,6 +167,7 @@ pub async fn prepare(config: UwsConfig, mut overrides: Overrides) -> Result<Core
     let rest = RestState {
         uws: uws.clone(),
         status: Arc::new(dependencies(&config)),
+        listings: Arc::default(),
     };
     tracing::info!(
         store = if config.server.mongo.mongo_dsn.is_empty() { "embedded" } else { "mongodb" },

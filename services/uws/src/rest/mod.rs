@@ -31,6 +31,37 @@ pub struct RestState {
     pub uws: Arc<Uws>,
     /// `/status/` dependencies: the names of the configured parts.
     pub status: Arc<Value>,
+    /// Unfiltered workspace listings, as sent, per user.
+    pub listings: Arc<ListingCache>,
+}
+
+/// The unfiltered `GET /workspaces/` body per user, valid for one generation of the
+/// records: the portal polls it, and a user with many workspaces costs a serialisation per
+/// poll otherwise. Any change to any record empties it.
+#[derive(Debug, Default)]
+pub struct ListingCache {
+    entries: std::sync::Mutex<(u64, std::collections::HashMap<i64, web::Bytes>)>,
+}
+
+impl ListingCache {
+    fn get(&self, generation: u64, user: i64) -> Option<web::Bytes> {
+        let entries = self.entries.lock().ok()?;
+        (entries.0 == generation)
+            .then(|| entries.1.get(&user).cloned())
+            .flatten()
+    }
+
+    fn put(&self, generation: u64, user: i64, body: web::Bytes) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.0 != generation {
+                if generation < entries.0 {
+                    return;
+                }
+                *entries = (generation, std::collections::HashMap::new());
+            }
+            entries.1.insert(user, body);
+        }
+    }
 }
 
 impl fmt::Debug for RestState {
@@ -95,14 +126,18 @@ impl ResponseError for ApiError {
 
 type Answer = Result<HttpResponse, ApiError>;
 
-fn envelope(reply: Reply) -> HttpResponse {
+fn envelope_value(reply: Reply) -> Value {
     let mut body = Map::new();
     body.insert("message".into(), Value::String(reply.message));
     body.insert("success".into(), Value::Bool(true));
     if let Some(data) = reply.data {
         body.insert("data".into(), data);
     }
-    HttpResponse::Ok().json(Value::Object(body))
+    Value::Object(body)
+}
+
+fn envelope(reply: Reply) -> HttpResponse {
+    HttpResponse::Ok().json(envelope_value(reply))
 }
 
 fn header_value(req: &HttpRequest) -> Option<String> {
@@ -243,11 +278,26 @@ async fn status(state: web::Data<RestState>, req: HttpRequest) -> Answer {
 
 async fn list_workspaces(state: web::Data<RestState>, req: HttpRequest) -> Answer {
     let user = user(&state, &req)?;
-    Ok(envelope(state.uws.list_workspaces(
-        &user,
-        None,
-        &query(&req),
-    )))
+    if !req.query_string().is_empty() {
+        return Ok(envelope(state.uws.list_workspaces(&user, None, &query(&req))));
+    }
+    // Read the generation first: a body computed after it is at least as new.
+    let generation = state.uws.records().generation();
+    let body = match state.listings.get(generation, user.id) {
+        Some(body) => body,
+        None => {
+            let reply = state.uws.list_workspaces(&user, None, &BTreeMap::new());
+            let body = web::Bytes::from(
+                serde_json::to_vec(&envelope_value(reply))
+                    .map_err(|e| CoreError::refused(Kind::Failed, e.to_string()))?,
+            );
+            state.listings.put(generation, user.id, body.clone());
+            body
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body))
 }
 
 async fn get_workspace(
