@@ -135,7 +135,6 @@ fn token_key() -> String {
 /// What `workspace_details` asks for, checked before anything is written.
 struct Requested {
     entries: Vec<Entry>,
-    names: Vec<String>,
     request: Value,
 }
 
@@ -577,7 +576,6 @@ impl Uws {
             })
         };
         let mut entries = Vec::with_capacity(symlinks.len() + files.len());
-        let mut names = Vec::with_capacity(entries.capacity());
         for link in &symlinks {
             let name = name_of(link, "symlink")?;
             let source = match (link.get("source_path"), link.get("dataset_uuid")) {
@@ -607,7 +605,6 @@ impl Uws {
                 }
                 Err(e) => return Err(e.into()),
             };
-            names.push(name.as_str().to_owned());
             entries.push(Entry::Symlink { name, source });
         }
         for file in &files {
@@ -621,18 +618,13 @@ impl Uws {
                     ));
                 }
             };
-            names.push(name.as_str().to_owned());
             entries.push(Entry::File { name, content });
         }
         let request = json!({
             "files": files.iter().map(|f| json!({"name": f.get("name")})).collect::<Vec<_>>(),
             "symlinks": symlinks,
         });
-        Ok(Requested {
-            entries,
-            names,
-            request,
-        })
+        Ok(Requested { entries, request })
     }
 
     fn check_job_type(&self, job_type: &str) -> Result<()> {
@@ -675,6 +667,33 @@ impl Uws {
         }
         let account = self.account_of(user).await?;
         let requested = self.requested(body.get("workspace_details")).await?;
+        // The directory is new: what it holds is what the request asked for, so the scan
+        // the original queued here is not needed.
+        let mut current = CurrentDetails::default();
+        let mut disk_space = 0;
+        for entry in &requested.entries {
+            match entry {
+                Entry::File { name, content } => {
+                    disk_space += i64::try_from(content.len()).unwrap_or(i64::MAX);
+                    if !name.parts().any(|p| p.starts_with('.')) {
+                        current.files.push(Named {
+                            name: format!("/{name}"),
+                        });
+                    }
+                }
+                Entry::Symlink { name, .. } => {
+                    if !name.parts().any(|p| p.starts_with('.')) {
+                        current.symlinks.push(Named {
+                            name: format!("/{name}"),
+                        });
+                    }
+                }
+            }
+        }
+        current.files.sort();
+        current.files.dedup();
+        current.symlinks.sort();
+        current.symlinks.dedup();
         let id = self.records.apply(|t| t.workspace_id());
         let workspace = Workspace {
             id,
@@ -682,7 +701,7 @@ impl Uws {
             name: name.clone(),
             description: description.clone(),
             file_path: format!("{}/{id}", account.name),
-            disk_space: 0,
+            disk_space,
             datetime_created: self.now(),
             datetime_last_modified: None,
             datetime_last_job_launch: None,
@@ -690,7 +709,7 @@ impl Uws {
             status: WorkspaceStatus::Idle,
             workspace_details: WorkspaceDetails {
                 request_workspace_details: requested.request,
-                current_workspace_details: CurrentDetails::default(),
+                current_workspace_details: current,
             },
         };
         self.storage
@@ -705,7 +724,6 @@ impl Uws {
         }
         self.records
             .apply(|t| t.workspaces.insert(id, workspace.clone()));
-        self.queue.push(Task::Scan(id));
         Ok(Reply::new(
             "Successful.",
             json!({ "workspace": workspace.wire_naive() }),
@@ -786,7 +804,6 @@ impl Uws {
         }
         details.files.sort();
         details.symlinks.sort();
-        let _ = requested.names;
         self.records.workspaces.update(&current).await?;
         self.records.apply(|t| t.workspaces.insert(id, current));
         self.queue.push(Task::Scan(id));

@@ -178,10 +178,21 @@ async fn main() {
     std::fs::write(&file, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
     let bin = env!("CARGO_BIN_EXE_uws");
     let out = Command::new(bin)
-        .args(["--config", file.to_str().unwrap(), "api-client", "create", "--username", "portal"])
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "api-client",
+            "create",
+            "--username",
+            "portal",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let client_token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let server = Server(
         Command::new(bin)
@@ -251,7 +262,8 @@ async fn main() {
     let files: Vec<Value> = (0..10)
         .map(|i| json!({"name": format!("file{i}.txt"), "content": "some content of a file ".repeat(4)}))
         .collect();
-    let body = json!({"name": "bench", "description": "d", "workspace_details": {"files": files}}).to_string();
+    let body = json!({"name": "bench", "description": "d", "workspace_details": {"files": files}})
+        .to_string();
     let post = format!(
         "POST /workspaces/ HTTP/1.1\r\nHost: bench\r\nUWS-Authorization: Token {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()

@@ -279,7 +279,11 @@ async fn status(state: web::Data<RestState>, req: HttpRequest) -> Answer {
 async fn list_workspaces(state: web::Data<RestState>, req: HttpRequest) -> Answer {
     let user = user(&state, &req)?;
     if !req.query_string().is_empty() {
-        return Ok(envelope(state.uws.list_workspaces(&user, None, &query(&req))));
+        return Ok(envelope(state.uws.list_workspaces(
+            &user,
+            None,
+            &query(&req),
+        )));
     }
     // Read the generation first: a body computed after it is at least as new.
     let generation = state.uws.records().generation();
