@@ -7,7 +7,7 @@ use crate::Result;
 use crate::config::UwsConfig;
 use crate::prepare::{Overrides, prepare};
 
-/// The service's own commands.
+// The service's own commands (a doc comment here would replace the binary's about).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage API clients (who may log users in with POST /tokens/ in local mode)
