@@ -407,19 +407,25 @@ impl Uws {
     /// `DELETE /tokens/`: revokes every token of the caller.
     pub async fn logout(&self, user: &User) -> Result<Reply> {
         let _write = self.records.lock().await;
+        self.revoke_tokens_of(user.id).await?;
+        Ok(Reply::bare("Successful logout."))
+    }
+
+    /// Deletes every token of user `id`; the caller holds the write lock.
+    async fn revoke_tokens_of(&self, id: i64) -> Result<()> {
         let keys: Vec<String> = self
             .records
             .read()
             .tokens
             .values()
-            .filter(|t| t.user_id == user.id)
+            .filter(|t| t.user_id == id)
             .map(|t| t.key.clone())
             .collect();
         for key in keys {
             self.records.tokens.delete(&key).await?;
             self.records.apply(|t| t.tokens.remove(&key));
         }
-        Ok(Reply::bare("Successful logout."))
+        Ok(())
     }
 
     /// `uws api-client create`: a user in `api_clients` (made if missing) and a token that
@@ -457,18 +463,7 @@ impl Uws {
         };
         self.records
             .apply(|t| t.users.insert(user.id, user.clone()));
-        let old: Vec<String> = self
-            .records
-            .read()
-            .tokens
-            .values()
-            .filter(|t| t.user_id == user.id)
-            .map(|t| t.key.clone())
-            .collect();
-        for key in old {
-            self.records.tokens.delete(&key).await?;
-            self.records.apply(|t| t.tokens.remove(&key));
-        }
+        self.revoke_tokens_of(user.id).await?;
         let token = Token {
             key: token_key(),
             user_id: user.id,

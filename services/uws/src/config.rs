@@ -220,6 +220,51 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> Error {
 }
 
 impl UwsConfig {
+    /// A single-machine setup: local login (`local`), workspaces under `root_dir` owned by
+    /// the account running uws, symlinks into `dataset_roots`, one job type
+    /// (`jupyter_lab`). `tessera dev` runs this.
+    pub fn local(root_dir: PathBuf, dataset_roots: Vec<PathBuf>) -> Self {
+        Self {
+            api_user_authentication: "local".into(),
+            main_storage: "local".into(),
+            available_user_authentication: BTreeMap::from([(
+                "local".into(),
+                UserAuthentication {
+                    name: "Local".into(),
+                    user_authentication_type: LOCAL_AUTH.into(),
+                    connection_details: Value::Object(serde_json::Map::new()),
+                    client_id: None,
+                    client_secret: None,
+                    authentication_type: None,
+                    allowed_globus_groups: Vec::new(),
+                },
+            )]),
+            available_storage: BTreeMap::from([(
+                "local".into(),
+                StorageConfig {
+                    name: "Local".into(),
+                    storage_type: LOCAL_STORAGE.into(),
+                    user_authentication: "local".into(),
+                    root_dir,
+                    connection_details: Value::Object(serde_json::Map::new()),
+                    dataset_roots,
+                    account_mapping: AccountMapping::Service,
+                    create_users: false,
+                    min_uid: 0,
+                },
+            )]),
+            available_job_types: BTreeMap::from([(
+                "jupyter_lab".into(),
+                JobType {
+                    name: "JupyterLab".into(),
+                    job_type: "JupyterLabJob".into(),
+                    environment_details: Value::Object(serde_json::Map::new()),
+                },
+            )]),
+            ..Self::default()
+        }
+    }
+
     /// The main storage entry.
     pub fn storage(&self) -> Result<&StorageConfig> {
         self.available_storage

@@ -1,19 +1,13 @@
 //! The service as `tessera-service` runs it: its description, parts (REST API, background
 //! worker), `api-client` command and `tessera dev` configuration.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
-use serde_json::json;
 use tessera_http::LogConfig;
 use tessera_service::dev::DevEnv;
 use tessera_service::{Given, Info, Part, Role, Service, ServiceConfig};
 
 use crate::cli::{self, Command};
-use crate::config::{
-    AccountMapping, JobType, LOCAL_AUTH, LOCAL_STORAGE, PREFIX, StorageConfig, UserAuthentication,
-    UwsConfig,
-};
+use crate::config::{PREFIX, UwsConfig};
 use crate::prepare::{Core, Overrides, prepare};
 use crate::{Error, Result};
 
@@ -90,45 +84,7 @@ impl Service for Core {
         let root_dir = dir
             .canonicalize()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let mut config = UwsConfig {
-            api_user_authentication: "local".into(),
-            main_storage: "local".into(),
-            available_user_authentication: BTreeMap::from([(
-                "local".into(),
-                UserAuthentication {
-                    name: "Local".into(),
-                    user_authentication_type: LOCAL_AUTH.into(),
-                    connection_details: json!({}),
-                    client_id: None,
-                    client_secret: None,
-                    authentication_type: None,
-                    allowed_globus_groups: Vec::new(),
-                },
-            )]),
-            available_storage: BTreeMap::from([(
-                "local".into(),
-                StorageConfig {
-                    name: "Local".into(),
-                    storage_type: LOCAL_STORAGE.into(),
-                    user_authentication: "local".into(),
-                    root_dir,
-                    connection_details: json!({}),
-                    dataset_roots: Vec::new(),
-                    account_mapping: AccountMapping::Service,
-                    create_users: false,
-                    min_uid: 0,
-                },
-            )]),
-            available_job_types: BTreeMap::from([(
-                "jupyter_lab".into(),
-                JobType {
-                    name: "JupyterLab".into(),
-                    job_type: "JupyterLabJob".into(),
-                    environment_details: json!({}),
-                },
-            )]),
-            ..UwsConfig::default()
-        };
+        let mut config = UwsConfig::local(root_dir, Vec::new());
         config.server.http = env.http.clone();
         config.server.embedded.embedded_db_path = env.store.path().to_path_buf();
         Ok(config)

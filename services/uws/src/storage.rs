@@ -92,6 +92,28 @@ fn chown_link(
     )
 }
 
+/// Creates the new regular file `name` in `dir` (never through a symlink), owned by
+/// `account`; `shown` names it in errors.
+fn create_owned(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    account: &Account,
+    shown: &str,
+) -> Result<OwnedFd> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(io(format!("creating {shown}")))?;
+    if let Err(e) = chown_fd(fd.as_fd(), account) {
+        let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+        return Err(io(format!("owning {shown}"))(e));
+    }
+    Ok(fd)
+}
+
 /// Opens (making it when missing) the directory `name` in `dir`, owned by `account`.
 fn open_or_make(
     dir: BorrowedFd<'_>,
@@ -234,24 +256,10 @@ impl Inner {
             match entry {
                 Entry::File { content, .. } => {
                     let tmp = tmp_name();
-                    let fd = rustix::fs::openat(
-                        at,
-                        tmp.as_str(),
-                        OFlags::WRONLY
-                            | OFlags::CREATE
-                            | OFlags::EXCL
-                            | OFlags::NOFOLLOW
-                            | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o644),
-                    )
-                    .map_err(io(format!("creating {name}")))?;
-                    let written = chown_fd(fd.as_fd(), account)
-                        .map_err(io(format!("owning {name}")))
-                        .and_then(|()| {
-                            File::from(fd)
-                                .write_all(&content)
-                                .map_err(std_io(format!("writing {name}")))
-                        })
+                    let fd = create_owned(at, &tmp, account, name.as_str())?;
+                    let written = File::from(fd)
+                        .write_all(&content)
+                        .map_err(std_io(format!("writing {name}")))
                         .and_then(|()| {
                             rustix::fs::renameat(at, tmp.as_str(), at, *last).map_err(|e| {
                                 if e == Errno::ISDIR || e == Errno::NOTEMPTY {
@@ -370,18 +378,7 @@ impl Inner {
                         Mode::empty(),
                     )
                     .map_err(io(format!("opening {name}")))?;
-                    let dst = rustix::fs::openat(
-                        to,
-                        name,
-                        OFlags::WRONLY
-                            | OFlags::CREATE
-                            | OFlags::EXCL
-                            | OFlags::NOFOLLOW
-                            | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o644),
-                    )
-                    .map_err(io(format!("creating {name}")))?;
-                    chown_fd(dst.as_fd(), account).map_err(io(format!("owning {name}")))?;
+                    let dst = create_owned(to, name, account, name)?;
                     let mut src = File::from(src);
                     let mut dst = File::from(dst);
                     let mut buf = Vec::new();

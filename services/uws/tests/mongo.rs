@@ -36,14 +36,7 @@ async fn records_live_in_mongodb() {
         .await;
     app.wait_for(id, |w| w.is_some_and(|w| w.disk_space == 3))
         .await;
-    let users = app.get("/users/", Some(&alice)).await.1;
-    let bob_id = users["data"]["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == "bob")
-        .unwrap()["id"]
-        .clone();
+    let bob_id = app.user_id(&alice, "bob").await;
     let (status, body) = app
         .post_json(
             "/shared_workspaces/",

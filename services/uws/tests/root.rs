@@ -129,14 +129,7 @@ async fn each_users_files_belong_to_their_account_and_planted_links_are_not_foll
 
     // A share copies links as links, owned by the recipient; the target stays root's.
     std::os::unix::fs::symlink(&target, a_dir.join("link2")).unwrap();
-    let users = app.get("/users/", Some(&alice)).await.1;
-    let bob_id = users["data"]["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == BOB)
-        .unwrap()["id"]
-        .clone();
+    let bob_id = app.user_id(&alice, BOB).await;
     let (status, body) = app
         .post_json(
             "/shared_workspaces/",

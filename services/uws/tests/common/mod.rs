@@ -2,7 +2,6 @@
 //! root and a dataset root, and helpers to log users in.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -10,10 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tessera_service::{Parts, Running};
-use uws::config::{
-    AccountMapping, JobType, LOCAL_AUTH, LOCAL_STORAGE, Parameter, StorageConfig,
-    UserAuthentication, UwsConfig, Validation,
-};
+use uws::config::{Parameter, UwsConfig, Validation};
 use uws::{Core, Overrides, prepare};
 
 pub struct App {
@@ -37,42 +33,6 @@ pub fn config(dir: &Path) -> UwsConfig {
     std::fs::create_dir_all(datasets.join("ds1")).unwrap();
     std::fs::write(datasets.join("ds1/data.csv"), b"a,b\n").unwrap();
     let mut config = UwsConfig {
-        api_user_authentication: "local".into(),
-        main_storage: "local".into(),
-        available_user_authentication: BTreeMap::from([(
-            "local".into(),
-            UserAuthentication {
-                name: "Local".into(),
-                user_authentication_type: LOCAL_AUTH.into(),
-                connection_details: json!({}),
-                client_id: None,
-                client_secret: None,
-                authentication_type: None,
-                allowed_globus_groups: vec![],
-            },
-        )]),
-        available_storage: BTreeMap::from([(
-            "local".into(),
-            StorageConfig {
-                name: "Local".into(),
-                storage_type: LOCAL_STORAGE.into(),
-                user_authentication: "local".into(),
-                root_dir: root.canonicalize().unwrap(),
-                connection_details: json!({}),
-                dataset_roots: vec![datasets.canonicalize().unwrap()],
-                account_mapping: AccountMapping::Service,
-                create_users: false,
-                min_uid: 0,
-            },
-        )]),
-        available_job_types: BTreeMap::from([(
-            "jupyter_lab".into(),
-            JobType {
-                name: "JupyterLab".into(),
-                job_type: "JupyterLabJob".into(),
-                environment_details: json!({}),
-            },
-        )]),
         parameters: vec![Parameter {
             display_name: "CPUs".into(),
             description: "Number of CPUs".into(),
@@ -85,7 +45,10 @@ pub fn config(dir: &Path) -> UwsConfig {
                 required: Some(true),
             },
         }],
-        ..UwsConfig::default()
+        ..UwsConfig::local(
+            root.canonicalize().unwrap(),
+            vec![datasets.canonicalize().unwrap()],
+        )
     };
     config.server.http.port = 0;
     config.server.embedded.embedded_db_path = dir.join("uws.sqlite");
@@ -206,6 +169,21 @@ impl App {
     pub async fn put_raw(&self, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
         self.send(self.http.put(self.url(path)).body(body.to_owned()), token)
             .await
+    }
+
+    /// The id of user `name`, as `GET /users/` shows it to the holder of `token`.
+    pub async fn user_id(&self, token: &str, name: &str) -> i64 {
+        let (_, users) = self
+            .get(&format!("/users/?search={name}"), Some(token))
+            .await;
+        users["data"]["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == name)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
     }
 
     /// Creates a workspace and returns its id.
