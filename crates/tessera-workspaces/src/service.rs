@@ -1397,3 +1397,126 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MockStorage;
+    use tessera_embedded::{EmbeddedConfig, EmbeddedStore};
+
+    async fn uws(storage: MockStorage, dir: &std::path::Path) -> Uws {
+        let store = EmbeddedStore::from_config(&EmbeddedConfig {
+            embedded_db_path: dir.join("t.sqlite"),
+        })
+        .await
+        .unwrap();
+        let records = Records::open(&store).await.unwrap();
+        let settings = Settings {
+            login: LoginMode::Local,
+            token_lifetime: Duration::seconds(60),
+            job_types: BTreeMap::new(),
+            parameters: json!([]),
+        };
+        Uws::new(
+            records,
+            Arc::new(storage),
+            None,
+            settings,
+            Arc::new(Utc::now),
+        )
+        .0
+    }
+
+    fn alice() -> Account {
+        Account {
+            name: "alice".into(),
+            uid: 1000,
+            gid: 1000,
+        }
+    }
+
+    async fn user(uws: &Uws) -> User {
+        let client = uws.create_api_client("portal", "").await.unwrap();
+        let token = uws
+            .login(Ok(
+                json!({"client_token": client, "user_info": {"username": "alice", "email": "a@x"}}),
+            ))
+            .await
+            .unwrap();
+        uws.authenticate(Some(&format!("Token {token}")))
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_storage_failure_leaves_no_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut storage = MockStorage::new();
+        storage.expect_account().returning(|_| Ok(alice()));
+        storage.expect_create().times(1).returning(|path, _, _| {
+            Err(storage::Error::Io {
+                what: format!("creating {path}"),
+                source: std::io::Error::other("disk full"),
+            })
+        });
+        let uws = uws(storage, dir.path()).await;
+        let alice = user(&uws).await;
+        let err = uws
+            .create_workspace(&alice, Ok(json!({"name": "w", "description": "d"})))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Storage(_)), "{err:?}");
+        assert!(uws.records().read().workspaces.is_empty());
+    }
+
+    #[tokio::test]
+    async fn checks_come_before_any_storage_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut storage = MockStorage::new();
+        storage.expect_account().returning(|_| Ok(alice()));
+        storage.expect_create().never();
+        storage.expect_check_source().never();
+        let uws = uws(storage, dir.path()).await;
+        let alice = user(&uws).await;
+        let refused = |body: Value| {
+            let uws = &uws;
+            let alice = alice.clone();
+            async move {
+                match uws.create_workspace(&alice, Ok(body)).await {
+                    Err(Error::Refused { kind, message }) => (kind, message),
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        assert_eq!(
+            refused(json!({"name": "w", "description": "d", "default_job_type": "x"})).await,
+            (
+                Kind::BadRequest,
+                "x is not in the list of available job types.".into()
+            )
+        );
+        // Names are checked before a source is looked at; symlinks before files.
+        assert_eq!(
+            refused(json!({"name": "w", "description": "d", "workspace_details": {"files": [{"name": "/f"}], "symlinks": [{"name": "a/../b", "source_path": "/etc"}]}})).await,
+            (Kind::BadRequest, "Symlink name cannot contain double dots.".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_storage_account_is_the_originals_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut storage = MockStorage::new();
+        storage
+            .expect_account()
+            .returning(|name| Err(storage::Error::NoAccount(name.into())));
+        let uws = uws(storage, dir.path()).await;
+        let alice = user(&uws).await;
+        match uws.update_workspace(&alice, 1, Ok(json!({}))).await {
+            Err(Error::Refused { kind, message }) => {
+                assert_eq!(kind, Kind::BadRequest);
+                assert_eq!(message, NO_ACCOUNT);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
