@@ -12,13 +12,14 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgMatches, FromArgMatches, Subcommand};
 
 use crate::error::{Error, Failure};
 use crate::lifecycle::{Parts, Role};
-use crate::{Service, ServiceConfig, load_config, run};
+use crate::{Service, ServiceConfig, load_config_file, run};
 
 /// The commands every service has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +109,18 @@ pub fn command<S: Service>() -> clap::Command {
         .about(info.about)
         .long_about(format!("{}\n\n{EXIT_CODES}", info.long_about))
         .after_long_help(keys)
+        .arg(
+            clap::Arg::new("config")
+                .long("config")
+                .global(true)
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(format!(
+                    "The config file (YAML, or JSON); instead of {}_CONFIG_YAML and ./.{}.yaml",
+                    prefix.to_uppercase(),
+                    prefix.to_lowercase()
+                )),
+        )
         .subcommand(clap::Command::new("serve").about("Run every part in one process (default)"));
     for (role, name, about) in ROLE_COMMANDS {
         if info.roles.contains(&role) {
@@ -139,7 +152,20 @@ pub fn command<S: Service>() -> clap::Command {
 pub fn parse<S: Service>(
     args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
 ) -> Result<Command<S::Commands>, clap::Error> {
+    parse_with_config::<S>(args).map(|(command, _)| command)
+}
+
+/// [`parse`], and the file `--config` names.
+pub fn parse_with_config<S: Service>(
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+) -> Result<(Command<S::Commands>, Option<PathBuf>), clap::Error> {
     let matches = command::<S>().try_get_matches_from(args)?;
+    let file = matches.get_one::<PathBuf>("config").cloned();
+    let command = parse_matches::<S>(&matches)?;
+    Ok((command, file))
+}
+
+fn parse_matches<S: Service>(matches: &ArgMatches) -> Result<Command<S::Commands>, clap::Error> {
     let shared = match matches.subcommand() {
         None | Some(("serve", _)) => Shared::Serve,
         Some(("run-rest", _)) => Shared::Run(Parts::REST),
@@ -150,7 +176,7 @@ pub fn parse<S: Service>(
             Some("check") => Shared::ConfigCheck,
             _ => Shared::ConfigExample,
         },
-        Some(_) => return S::Commands::from_arg_matches(&matches).map(Command::Service),
+        Some(_) => return S::Commands::from_arg_matches(matches).map(Command::Service),
     };
     Ok(Command::Shared(shared))
 }
@@ -176,11 +202,20 @@ fn log_to_stderr<S: Service>(config: &S::Config) {
 /// Runs a parsed command of `S`. Serving commands log to stdout, one-shot commands to
 /// stderr.
 pub async fn execute<S: Service>(command: Command<S::Commands>) -> Result<(), S::Error> {
+    execute_with::<S>(command, None).await
+}
+
+/// [`execute`] with the config from `file` (`--config`) when given.
+pub async fn execute_with<S: Service>(
+    command: Command<S::Commands>,
+    file: Option<PathBuf>,
+) -> Result<(), S::Error> {
+    let load_config = || load_config_file::<S>(file.as_deref());
     let prefix = <S::Config as ServiceConfig>::PREFIX;
     let shared = match command {
         Command::Service(command) => {
             let config = || {
-                let config = load_config::<S>()?;
+                let config = load_config()?;
                 log_to_stderr::<S>(&config);
                 Ok(config)
             };
@@ -190,7 +225,7 @@ pub async fn execute<S: Service>(command: Command<S::Commands>) -> Result<(), S:
     };
     match shared {
         Shared::Serve | Shared::Run(_) => {
-            let config = load_config::<S>()?;
+            let config = load_config()?;
             tessera_http::init_logging(config.log())
                 .map_err(|e| Error::config(prefix, "log_level", e.to_string()))?;
             let selection = match shared {
@@ -200,7 +235,7 @@ pub async fn execute<S: Service>(command: Command<S::Commands>) -> Result<(), S:
             run::<S>(config, selection).await
         }
         Shared::MigrateDb => {
-            let config = load_config::<S>()?;
+            let config = load_config()?;
             log_to_stderr::<S>(&config);
             S::migrate(config).await
         }
@@ -213,7 +248,7 @@ pub async fn execute<S: Service>(command: Command<S::Commands>) -> Result<(), S:
             Ok(print(&yaml)?)
         }
         Shared::ConfigCheck => {
-            let config = load_config::<S>()?;
+            let config = load_config()?;
             let yaml = serde_json::to_value(&config)
                 .map_err(|e| Error::Usage(format!("cannot show the config: {e}")))?;
             let text = serde_json::to_string_pretty(&yaml)
@@ -237,8 +272,8 @@ pub fn report(err: &(dyn std::error::Error + 'static)) {
 /// The `main` of service `S`'s binary: parse, run on a multi-threaded runtime, report a
 /// failure with its causes, and exit 0, 1 or 2.
 pub fn main<S: Service>() -> ExitCode {
-    let command = match parse::<S>(std::env::args_os()) {
-        Ok(command) => command,
+    let (command, file) = match parse_with_config::<S>(std::env::args_os()) {
+        Ok(parsed) => parsed,
         Err(e) => e.exit(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -251,7 +286,7 @@ pub fn main<S: Service>() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(execute::<S>(command)) {
+    match runtime.block_on(execute_with::<S>(command, file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             report(&e);

@@ -146,6 +146,21 @@ pub fn load_config<S: Service>() -> Result<S::Config, S::Error> {
     Ok(loaded.config)
 }
 
+/// Loads `S`'s config with `file` (`--config`) as its YAML file when given, else as
+/// [`load_config`] does; and validates it.
+pub fn load_config_file<S: Service>(file: Option<&std::path::Path>) -> Result<S::Config, S::Error> {
+    let Some(file) = file else {
+        return load_config::<S>();
+    };
+    let config: S::Config =
+        tessera_config::Loader::from_process(<S::Config as ServiceConfig>::PREFIX)
+            .yaml_file(file)
+            .load()
+            .map_err(|e| S::Error::from(Error::Load(e)))?;
+    S::validate(&config)?;
+    Ok(config)
+}
+
 /// Loads `S`'s config from the given variables only (and the YAML file they name), and
 /// validates it; for tests.
 pub fn load_config_from<S: Service>(

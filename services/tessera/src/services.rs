@@ -10,5 +10,6 @@ pub fn registry() -> Vec<DevEntry> {
         DevEntry::of::<wts::Core>(),
         DevEntry::of::<conductor::Core>(),
         DevEntry::of::<ogdc::Core>(),
+        DevEntry::of::<uws::Core>(),
     ]
 }

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    tessera_service::cli::main::<uws::Core>()
+}
