@@ -230,10 +230,12 @@ impl OgdcConfig {
         Ok(())
     }
 
-    /// The embedded store's settings (`<data_dir>/ogdc.sqlite`).
+    /// The embedded store's settings (`<data_dir>/store/ogdc.sqlite`). The store keeps its
+    /// directory private (0700), so it has one of its own: the local executor's work and
+    /// volume directories beside it must stay reachable by the account recipes run as.
     pub fn embedded(&self) -> EmbeddedConfig {
         EmbeddedConfig {
-            embedded_db_path: self.data_dir.join("ogdc.sqlite"),
+            embedded_db_path: self.data_dir.join("store").join("ogdc.sqlite"),
         }
     }
 

@@ -72,6 +72,9 @@ fn config_error(key: &'static str) -> impl Fn(String) -> Error {
 /// Builds everything from `config`.
 pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Core> {
     config.validate()?;
+    // Made here with the usual mode, before the store makes its private directory inside.
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| config_error("data_dir")(format!("cannot create it: {e}")))?;
     let factory = Backends::new(PREFIX, &config.mongo, &config.embedded())
         .with_documents(overrides.dao_factory.take())
         .with_embedded(overrides.store.take())

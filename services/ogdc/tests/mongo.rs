@@ -23,7 +23,7 @@ async fn users_and_runs_live_in_mongodb() {
     };
     let app = common::spawn(mongo.clone()).await;
     assert!(
-        !app.dir.path().join("data/ogdc.sqlite").exists(),
+        !app.dir.path().join("data/store/ogdc.sqlite").exists(),
         "nothing embedded"
     );
     let admin = app.admin().await;
