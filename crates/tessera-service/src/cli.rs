@@ -145,7 +145,10 @@ pub fn command<S: Service>() -> clap::Command {
                     .about("Load and validate the configuration and print it, secrets masked"),
             ),
     );
+    // A derived `Subcommand` enum's doc comment would become the binary's about line.
     S::Commands::augment_subcommands(cmd)
+        .about(info.about)
+        .long_about(format!("{}\n\n{EXIT_CODES}", info.long_about))
 }
 
 /// Parses `args` (the first is the program name) into a command of `S`.

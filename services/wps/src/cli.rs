@@ -150,6 +150,11 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent_and_defaults_to_serve() {
         cli::command::<crate::Core>().debug_assert();
+        let help = cli::command::<crate::Core>().render_help().to_string();
+        assert!(
+            help.starts_with("GHGA's Work Package Service"),
+            "the about line is the service's: {help}"
+        );
         assert!(matches!(parse(&["wps"]), Ok(Parsed::Shared(Shared::Serve))));
         let user = "5f0c4b5e-2b3e-4a6f-9c1d-7e8f9a0b1c2d";
         let parsed = parse(&[
