@@ -19,6 +19,10 @@ pub const S3S_ACCESS_KEY: &str = "TESSERA_TEST_S3S_ACCESS_KEY";
 pub const S3S_SECRET_KEY: &str = "TESSERA_TEST_S3S_SECRET_KEY";
 /// An OpenID provider's issuer: `http://host:port`.
 pub const OIDC_ISSUER: &str = "TESSERA_TEST_OIDC_ISSUER";
+/// A single-node Slurm's `slurm.conf` (its commands need it as `SLURM_CONF`).
+pub const SLURM_CONF: &str = "TESSERA_TEST_SLURM_CONF";
+/// That Slurm's REST daemon: `http://host:port`.
+pub const SLURMRESTD_URL: &str = "TESSERA_TEST_SLURMRESTD_URL";
 
 /// Whether `TESSERA_REQUIRE_INFRA=1`.
 pub fn required() -> bool {
