@@ -31,8 +31,9 @@ const ID_TOKEN_ALGORITHMS: [&str; 10] = [
 /// Where an IdP's endpoints are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdpKind {
-    /// A Fence: `oauth2/authorize`, `oauth2/token` and `oauth2/revoke` under `base_url`
-    /// (which ends in `/user/`); the issuer is `base_url` without the trailing `/`.
+    /// A Fence: the endpoints of its discovery document under `base_url` (which ends in
+    /// `/user/`), or, where it serves none, `oauth2/authorize`, `oauth2/token` and
+    /// `oauth2/revoke` under `base_url`; the issuer is `base_url` without the trailing `/`.
     Fence {
         /// Fence's base URL.
         base_url: String,
@@ -130,7 +131,11 @@ impl OidcClient {
                     base.join(path)
                         .map_err(|e| Error::Config(format!("fence base url {base_url:?}: {e}")))
                 };
-                (join("oauth2/authorize")?, join("oauth2/token")?, None)
+                (
+                    join("oauth2/authorize")?,
+                    join("oauth2/token")?,
+                    Some(Discovery::new(http.clone(), base_url.as_str())),
+                )
             }
             IdpKind::Generic {
                 authorization_endpoint,
@@ -162,9 +167,39 @@ impl OidcClient {
         &self.settings
     }
 
-    /// The token endpoint.
+    /// The token endpoint as configured (a Fence's fixed path; see [`Self::endpoints`]).
     pub fn token_endpoint(&self) -> &str {
         self.token_endpoint.as_str()
+    }
+
+    /// The authorization and token endpoints to use: a generic IdP's as configured; a
+    /// Fence's from its discovery document when it serves one that names them, else the
+    /// fixed paths under its base URL (the original's, and Fence's own). The document is
+    /// fetched once; a failure is not kept, so a Fence that comes up later is discovered.
+    pub async fn endpoints(&self) -> (Url, Url) {
+        let fixed = (
+            self.authorization_endpoint.clone(),
+            self.token_endpoint.clone(),
+        );
+        let (IdpKind::Fence { .. }, Some(discovery)) = (&self.settings.kind, &self.discovery)
+        else {
+            return fixed;
+        };
+        let metadata = match discovery.metadata().await {
+            Ok(metadata) => metadata,
+            Err(error) => {
+                tracing::debug!(idp = %self.settings.idp, %error, "no discovery document; fixed fence endpoints");
+                return fixed;
+            }
+        };
+        let discovered = |url: &Option<String>| {
+            url.as_deref()
+                .and_then(|url| parse_url("endpoint", url).ok())
+        };
+        (
+            discovered(&metadata.authorization_endpoint).unwrap_or(fixed.0),
+            discovered(&metadata.token_endpoint).unwrap_or(fixed.1),
+        )
     }
 
     /// The issuer known without looking at a token: a Fence's base URL without its `/`,
@@ -177,16 +212,30 @@ impl OidcClient {
         }
     }
 
-    /// The revocation endpoint: Fence's `oauth2/revoke` under its base URL (the original
-    /// loses `/user` here), else the discovery document's.
+    /// The revocation endpoint: the discovery document's; for a Fence without one (or
+    /// without a revocation endpoint in it) `oauth2/revoke` under its base URL (the original
+    /// loses `/user` here).
     pub async fn revocation_endpoint(&self) -> Result<Option<String>> {
         match (&self.settings.kind, &self.discovery) {
-            (IdpKind::Fence { base_url }, _) => Ok(Some(
-                parse_url("fence base url", base_url)?
-                    .join("oauth2/revoke")
-                    .map_err(|e| Error::Config(e.to_string()))?
-                    .to_string(),
-            )),
+            (IdpKind::Fence { base_url }, discovery) => {
+                let discovered = match discovery {
+                    Some(discovery) => discovery
+                        .metadata()
+                        .await
+                        .ok()
+                        .and_then(|metadata| metadata.revocation_endpoint.clone()),
+                    None => None,
+                };
+                match discovered {
+                    Some(endpoint) => Ok(Some(endpoint)),
+                    None => Ok(Some(
+                        parse_url("fence base url", base_url)?
+                            .join("oauth2/revoke")
+                            .map_err(|e| Error::Config(e.to_string()))?
+                            .to_string(),
+                    )),
+                }
+            }
             (IdpKind::Generic { .. }, Some(discovery)) => {
                 Ok(discovery.metadata().await?.revocation_endpoint.clone())
             }
@@ -194,8 +243,9 @@ impl OidcClient {
         }
     }
 
-    fn token_request(&self) -> reqwest::RequestBuilder {
-        self.http.post(self.token_endpoint.clone()).basic_auth(
+    async fn token_request(&self) -> reqwest::RequestBuilder {
+        let (_, token_endpoint) = self.endpoints().await;
+        self.http.post(token_endpoint).basic_auth(
             form_encode(&self.settings.client_id),
             Some(form_encode(&self.settings.client_secret)),
         )
@@ -307,6 +357,7 @@ impl OidcClient {
         ];
         let response = send_for_json(
             self.token_request()
+                .await
                 .header(USER_AGENT, &self.settings.user_agent)
                 .form(&form),
         )
@@ -405,7 +456,7 @@ impl TokenExchange for OidcClient {
         &self,
         request: &AuthorizationRequest,
     ) -> Result<String, ExchangeError> {
-        let mut url = self.authorization_endpoint.clone();
+        let (mut url, _) = self.endpoints().await;
         {
             let s = &self.settings;
             let mut query = url.query_pairs_mut();
@@ -443,7 +494,7 @@ impl TokenExchange for OidcClient {
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
         ];
-        let response = send_for_json(self.token_request().form(&form)).await?;
+        let response = send_for_json(self.token_request().await.form(&form)).await?;
         let access_token = text(&response, "access_token")
             .ok_or_else(|| ExchangeError::InvalidResponse("missing access_token".to_owned()))?;
         Ok(RefreshGrant {

@@ -285,6 +285,47 @@ async fn slow_or_absent_idps_are_unreachable() {
     ));
 }
 
+/// `tessera dev` points the commons' IdP at a provider that is not a Fence: its endpoints
+/// come from its discovery document, and a Fence without one keeps the fixed paths.
+#[tokio::test]
+async fn a_fence_kind_idp_uses_the_endpoints_its_discovery_names() {
+    let request = AuthorizationRequest {
+        state: "st".into(),
+        nonce: "no".into(),
+        code_challenge: "ch".into(),
+    };
+    let s = setup().await;
+    s.idp.set_discovery(DiscoveryMode::Elsewhere);
+    let url = s.client.authorization_url(&request).await.unwrap();
+    assert!(
+        url.starts_with(&format!("{}/idp/authorize?response_type=code&", s.idp.url)),
+        "{url}"
+    );
+    s.idp.answer_token(
+        200,
+        json!({"refresh_token": "rt", "id_token": id_token(&s, json!({}))}),
+    );
+    s.client
+        .exchange_code(&exchange_request(None))
+        .await
+        .unwrap();
+    s.client.revoke("rt").await.unwrap();
+    let paths: Vec<String> = s.idp.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/idp/token", "/idp/revoke"]);
+    s.idp.stop().await;
+
+    let s = setup().await;
+    s.idp.set_discovery(DiscoveryMode::Missing);
+    let url = s.client.authorization_url(&request).await.unwrap();
+    assert!(
+        url.starts_with(&format!("{}/user/oauth2/authorize?", s.idp.url)),
+        "{url}"
+    );
+    s.client.revoke("rt").await.unwrap();
+    assert_eq!(s.idp.requests()[0].path, "/user/oauth2/revoke");
+    s.idp.stop().await;
+}
+
 #[tokio::test]
 async fn fence_revocation_goes_to_user_oauth2_revoke() {
     let s = setup().await;

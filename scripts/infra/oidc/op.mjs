@@ -6,7 +6,9 @@
 //   OIDC_PORT           port (default 4010); the issuer is http://OIDC_HOST:OIDC_PORT
 //   OIDC_CLIENT_ID      default test-client
 //   OIDC_CLIENT_SECRET  default test-secret (client_secret_basic or client_secret_post)
-//   OIDC_REDIRECT_URIS  comma-separated redirect URIs (default http://127.0.0.1:9999/callback).
+//   OIDC_REDIRECT_URIS  comma-separated redirect URIs (default http://127.0.0.1:9999/callback and
+//                       http://127.0.0.1:9999/oauth2/authorize, WTS's callback, so that the
+//                       login flow of `tessera dev` works against this provider).
 //                       oidc-provider matches redirect URIs exactly, except that the client is a
 //                       "native" one (RFC 8252 section 7.3): for http://127.0.0.1 and
 //                       http://localhost URIs the PORT is ignored. So a service under test on a
@@ -32,7 +34,9 @@ import Provider, { errors } from 'oidc-provider';
 const HOST = process.env.OIDC_HOST || '127.0.0.1';
 const PORT = Number(process.env.OIDC_PORT || process.env.PORT || 4010);
 const ISSUER = `http://${HOST}:${PORT}`;
-const REDIRECT_URIS = (process.env.OIDC_REDIRECT_URIS || 'http://127.0.0.1:9999/callback')
+const REDIRECT_URIS = (
+  process.env.OIDC_REDIRECT_URIS || 'http://127.0.0.1:9999/callback,http://127.0.0.1:9999/oauth2/authorize'
+)
   .split(',')
   .map((uri) => uri.trim())
   .filter(Boolean);

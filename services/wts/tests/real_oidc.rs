@@ -187,11 +187,24 @@ impl Browser {
         login: &str,
         password: &str,
     ) -> reqwest::Url {
+        self.log_in_to(issuer, auth_url, login, password, REDIRECT_URI)
+            .await
+    }
+
+    /// [`Self::log_in`] for a client whose redirect URI is `redirect_uri`.
+    async fn log_in_to(
+        &mut self,
+        issuer: &str,
+        auth_url: &str,
+        login: &str,
+        password: &str,
+        redirect_uri: &str,
+    ) -> reqwest::Url {
         let absolute =
             |location: &str| reqwest::Url::parse(issuer).unwrap().join(location).unwrap();
         let mut location = auth_url.to_owned();
         for _ in 0..10 {
-            if location.starts_with(REDIRECT_URI) {
+            if location.starts_with(redirect_uri) {
                 return reqwest::Url::parse(&location).unwrap();
             }
             let url = absolute(&location);
@@ -229,7 +242,7 @@ impl Browser {
             );
             location = header(&response, "location").unwrap();
         }
-        panic!("the login did not come back to {REDIRECT_URI}");
+        panic!("the login did not come back to {redirect_uri}");
     }
 }
 
@@ -588,5 +601,102 @@ async fn the_providers_jwt_access_tokens_pass_the_validator() {
             json!({"message": "Authentication Error: user is not logged in"})
         )
     );
+    app.stop().await.unwrap();
+}
+
+/// `tessera dev` makes the test provider the commons' own IdP (`fence_base_url`, the
+/// Fence kind): the browser must be sent to the endpoint the provider's discovery names,
+/// not to Fence's fixed `/oauth2/authorize`, and the whole default-IdP login must work.
+#[tokio::test]
+async fn the_default_idp_of_tessera_dev_logs_in_at_the_real_provider() {
+    let test = "the_default_idp_of_tessera_dev_logs_in_at_the_real_provider";
+    let Some(issuer) = issuer(test).await else {
+        return;
+    };
+    // The browser's commons token, as the reverse proxy of a commons passes it on.
+    let commons_token = match gen3_access_token(&issuer).await {
+        Ok(token) => token,
+        Err(reason) => {
+            infra::skip(test, &reason);
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // As `wts::Core::dev_config` builds it (op.mjs registers WTS's callback path).
+    let mut config = WtsConfig {
+        wts_base_url: "http://127.0.0.1:9999/".into(),
+        fence_base_url: format!("{issuer}/"),
+        encryption_key: Fernet::generate_key().into(),
+        secret_key: "real-provider-test-secret".into(),
+        oidc_client_id: CLIENT_ID.into(),
+        oidc_client_secret: CLIENT_SECRET.into(),
+        identity_source: IdentitySource::None,
+        session_cookie_secure: false,
+        purge_interval_seconds: 0,
+        ..WtsConfig::default()
+    };
+    config.http.port = 0;
+    config.embedded.embedded_db_path = dir.path().join("wts.sqlite");
+    let app = start(prepare(config, Overrides::default()).await.unwrap())
+        .await
+        .unwrap();
+    let wts_url = app.url().unwrap();
+    let wts = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = wts
+        .get(format!("{wts_url}/oauth2/authorization_url?redirect=/done"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let auth_url = header(&r, "location").unwrap();
+    assert!(
+        auth_url.starts_with(&format!("{issuer}/auth?")),
+        "the provider's own authorization endpoint: {auth_url}"
+    );
+    let session_cookie = header(&r, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let callback = Browser::new()
+        .log_in_to(
+            &issuer,
+            &auth_url,
+            "alice",
+            "alice-pw",
+            "http://127.0.0.1:9999/oauth2/authorize",
+        )
+        .await;
+    let r = wts
+        .get(format!(
+            "{wts_url}/oauth2/authorize?{}",
+            callback.query().unwrap()
+        ))
+        .header("cookie", &session_cookie)
+        .bearer_auth(&commons_token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert_eq!(status, 302, "{:?}", r.text().await);
+    assert_eq!(header(&r, "location").as_deref(), Some("/done"));
+    let rows = app.core().dao.find_all(&Default::default()).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].idp.as_str(), rows[0].username.as_str()),
+        ("default", "alice")
+    );
+    // The commons token's user now has the default IdP linked.
+    let r = wts
+        .get(format!("{wts_url}/oauth2/connected"))
+        .bearer_auth(&commons_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     app.stop().await.unwrap();
 }

@@ -29,6 +29,9 @@ pub enum DiscoveryMode {
     NoRevocation,
     /// 404.
     Missing,
+    /// Authorization, token and revocation endpoints under `/idp/` instead of Fence's paths
+    /// (a provider other than Fence standing in as the commons' IdP).
+    Elsewhere,
 }
 
 /// One request the fake received.
@@ -88,6 +91,8 @@ impl FakeIdp {
                 .route("/user/jwt/keys", web::get().to(fence_keys))
                 .route("/user/oauth2/token", web::post().to(token))
                 .route("/user/oauth2/revoke", web::post().to(revoke))
+                .route("/idp/token", web::post().to(token))
+                .route("/idp/revoke", web::post().to(revoke))
                 .route("/user/userinfo", web::get().to(userinfo))
         })
         .workers(1)
@@ -154,6 +159,11 @@ async fn discovery(state: web::Data<State>) -> HttpResponse {
             doc.as_object_mut().unwrap().remove("revocation_endpoint");
         }
         DiscoveryMode::Missing => return HttpResponse::NotFound().finish(),
+        DiscoveryMode::Elsewhere => {
+            doc["authorization_endpoint"] = json!(format!("{base}/idp/authorize"));
+            doc["token_endpoint"] = json!(format!("{base}/idp/token"));
+            doc["revocation_endpoint"] = json!(format!("{base}/idp/revoke"));
+        }
     }
     HttpResponse::Ok().json(doc)
 }
