@@ -269,7 +269,7 @@ impl DocumentDao for EmbeddedDao {
         let key = id.to_owned();
         let text: Option<String> = self
             .inner
-            .read(move |conn| -> Result<Option<String>, Error> {
+            .read_point(move |conn| -> Result<Option<String>, Error> {
                 let mut stmt = conn.prepare_cached(&sql.get)?;
                 let mut rows = stmt.query([key])?;
                 Ok(match rows.next()? {

@@ -216,6 +216,31 @@ impl Inner {
         }
     }
 
+    /// Runs `f`, a point read, on an idle reader on the calling thread, or off the async
+    /// runtime when every reader is busy.
+    ///
+    /// A WAL reader never waits for the writer, and a primary-key lookup is one B-tree
+    /// descent: a few microseconds, less than handing the call to the blocking pool and
+    /// back (two thread wake-ups). Scans, whose cost grows with the collection, go through
+    /// [`Self::read`].
+    pub(crate) async fn read_point<T, E>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
+                return f(&conn);
+            }
+        }
+        self.read(f).await
+    }
+
     /// Runs `f` on the writer off the async runtime.
     pub(crate) async fn write<T, E>(
         self: &Arc<Self>,
