@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use tokio::sync::watch;
 
@@ -118,6 +119,12 @@ fn connect(path: &Path, options: &EmbeddedOptions) -> Result<Connection> {
     // waits instead of failing.
     conn.busy_timeout(options.busy_timeout)?;
     conn.set_prepared_statement_cache_capacity(128);
+    // Without the query planner stability guarantee, SQLite marks a statement whose plan
+    // looked at a bound value (an equality on an indexed JSON expression does) as expired
+    // as soon as that parameter is unbound or bound again, which rusqlite does each time a
+    // cached statement is reused: every execution then parses and plans anew. Our
+    // statements are equality lookups whose plan does not depend on the values.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     // WAL commits are appends to the -wal file. With NORMAL a commit is complete in the
     // page cache when it returns, which survives SIGKILL but not power loss; FULL adds an
     // fsync per commit and survives both. FULL is the default because the publisher
