@@ -411,17 +411,26 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn indexed_lookups_are_not_reprepared_on_every_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path().join("s.sqlite")).unwrap();
-        let spec = CollectionSpec::new("grants", "id").index("user_id");
+    /// A store in `dir` with the collection of `spec`, and its DAO as the concrete type.
+    async fn open_dao(dir: &std::path::Path, spec: CollectionSpec) -> (EmbeddedStore, EmbeddedDao) {
+        let store = EmbeddedStore::open(dir.join("s.sqlite")).unwrap();
         store.document_dao(spec.clone()).await.unwrap();
         let dao = EmbeddedDao {
             inner: Arc::clone(&store.inner),
-            sql: Arc::new(Sql::new("grants")),
+            sql: Arc::new(Sql::new(&spec.name)),
             spec,
         };
+        (store, dao)
+    }
+
+    #[tokio::test]
+    async fn indexed_lookups_are_not_reprepared_on_every_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, dao) = open_dao(
+            dir.path(),
+            CollectionSpec::new("grants", "id").index("user_id"),
+        )
+        .await;
         for (id, user) in [("g1", "u1"), ("g2", "u2")] {
             let doc = serde_json::json!({"id": id, "user_id": user, "kind": "download",
                 "resource_id": "D1", "valid_from": "2020-01-01T00:00:00.000Z"});
@@ -454,16 +463,10 @@ mod tests {
     #[tokio::test]
     async fn lookups_use_the_primary_key_and_the_unique_indexes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path().join("s.sqlite")).unwrap();
         let spec = CollectionSpec::new("people", "id")
             .unique("email")
             .index("team");
-        store.document_dao(spec.clone()).await.unwrap();
-        let dao = EmbeddedDao {
-            inner: Arc::clone(&store.inner),
-            sql: Arc::new(Sql::new("people")),
-            spec,
-        };
+        let (store, dao) = open_dao(dir.path(), spec).await;
         let sql = Sql::new("people");
         let by_id = plan(&store, &sql.get, vec![SqlValue::Text("a".into())]);
         assert!(by_id.contains("PRIMARY KEY"), "{by_id}");

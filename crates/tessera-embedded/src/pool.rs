@@ -190,16 +190,22 @@ impl Inner {
         })
     }
 
-    /// Runs `f` on an idle reader, or waits for the next one in turn. Blocking.
-    pub(crate) fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+    /// An idle reader, trying each once from the next in turn (returned as the index to
+    /// wait for when none is idle).
+    fn idle_reader(&self) -> Result<MutexGuard<'_, Connection>, usize> {
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         let n = self.readers.len();
-        for i in 0..n {
-            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
-                return f(&conn);
-            }
+        (0..n)
+            .find_map(|i| self.readers[(start + i) % n].try_lock().ok())
+            .ok_or(start % n)
+    }
+
+    /// Runs `f` on an idle reader, or waits for the next one in turn. Blocking.
+    pub(crate) fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        match self.idle_reader() {
+            Ok(conn) => f(&conn),
+            Err(next) => f(&lock(&self.readers[next])),
         }
-        f(&lock(&self.readers[start % n]))
     }
 
     /// Runs `f` on the writer. Blocking.
@@ -226,10 +232,10 @@ impl Inner {
     /// Runs `f`, a point read, on an idle reader on the calling thread, or off the async
     /// runtime when every reader is busy.
     ///
-    /// A WAL reader never waits for the writer, and a primary-key lookup is one B-tree
-    /// descent: a few microseconds, less than handing the call to the blocking pool and
-    /// back (two thread wake-ups). Scans, whose cost grows with the collection, go through
-    /// [`Self::read`].
+    /// A WAL reader never waits for the writer, and a lookup by primary key or index is a
+    /// B-tree descent: a few microseconds, less than handing the call to the blocking pool
+    /// and back (two thread wake-ups). Scans, whose cost grows with the collection, go
+    /// through [`Self::read`].
     pub(crate) async fn read_point<T, E>(
         self: &Arc<Self>,
         f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
@@ -238,12 +244,8 @@ impl Inner {
         T: Send + 'static,
         E: From<Error> + Send + 'static,
     {
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        let n = self.readers.len();
-        for i in 0..n {
-            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
-                return f(&conn);
-            }
+        if let Ok(conn) = self.idle_reader() {
+            return f(&conn);
         }
         self.read(f).await
     }
