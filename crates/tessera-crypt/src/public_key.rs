@@ -32,11 +32,16 @@ impl Crypt4ghPublicKey {
     /// one, the order-8 points, and their non-canonical encodings). X25519 with any
     /// clamped scalar, a multiple of the cofactor, sends exactly those to zero: the check
     /// libsodium makes before sealing.
+    ///
+    /// Decided by comparing the reduced u-coordinate with the five small-order values
+    /// (0, 1, p - 1 and the two of order 8), not by a scalar multiplication: that costs an
+    /// X25519 ladder (tens of microseconds) per check, and every sealed token checks twice.
+    /// A test holds this to the multiplication over all encodings near p and random keys.
     pub fn is_low_order(&self) -> bool {
-        curve25519_dalek::montgomery::MontgomeryPoint(self.0)
-            .mul_clamped([0x5a; KEY_LEN])
-            .to_bytes()
-            == [0; KEY_LEN]
+        let u = reduced_u(self.0);
+        SMALL_ORDER_U
+            .iter()
+            .any(|small| constant_time_eq(small, &u))
     }
 
     /// Validates and normalises a key given as base64 or armoured text.
@@ -141,6 +146,55 @@ impl From<[u8; KEY_LEN]> for Crypt4ghPublicKey {
     }
 }
 
+/// The u-coordinates of the points of order dividing 8 on Curve25519 and its twist, in
+/// canonical little-endian form: 0 (order 2), 1 (order 4), p - 1 (order 4 on the twist)
+/// and the two of order 8.
+const SMALL_ORDER_U: [[u8; KEY_LEN]; 5] = [
+    [0; KEY_LEN],
+    {
+        let mut one = [0; KEY_LEN];
+        one[0] = 1;
+        one
+    },
+    {
+        let mut p_minus_1 = [0xff; KEY_LEN];
+        p_minus_1[0] = 0xec;
+        p_minus_1[KEY_LEN - 1] = 0x7f;
+        p_minus_1
+    },
+    [
+        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4,
+        0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49,
+        0xb8, 0x00,
+    ],
+    [
+        0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef,
+        0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f,
+        0x11, 0x57,
+    ],
+];
+
+/// The u-coordinate as X25519 reads it: the top bit ignored, then reduced mod p = 2^255 - 19
+/// (only the 19 values from p to 2^255 - 1 change: they become 0 to 18).
+fn reduced_u(bytes: [u8; KEY_LEN]) -> [u8; KEY_LEN] {
+    let mut u = bytes;
+    u[KEY_LEN - 1] &= 0x7f;
+    let at_least_p =
+        u[KEY_LEN - 1] == 0x7f && u[1..KEY_LEN - 1].iter().all(|&b| b == 0xff) && u[0] >= 0xed;
+    if at_least_p {
+        let low = u[0] - 0xed;
+        u = [0; KEY_LEN];
+        u[0] = low;
+    }
+    u
+}
+
+/// Compares without an early exit (public keys are public, but keeping key-derived
+/// comparisons branch-free costs nothing here).
+fn constant_time_eq(a: &[u8; KEY_LEN], b: &[u8; KEY_LEN]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// libsodium's list of small-order X25519 points (`has_small_order`), each also with the
 /// ignored top bit set.
 #[cfg(test)]
@@ -180,6 +234,72 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// The definition: X25519 with a clamped scalar (a multiple of the cofactor) sends the
+    /// point to zero.
+    fn low_order_by_multiplication(bytes: [u8; KEY_LEN]) -> bool {
+        curve25519_dalek::montgomery::MontgomeryPoint(bytes)
+            .mul_clamped([0x5a; KEY_LEN])
+            .to_bytes()
+            == [0; KEY_LEN]
+    }
+
+    #[test]
+    fn the_comparison_agrees_with_the_multiplication() {
+        let mut cases: Vec<[u8; KEY_LEN]> = low_order_points();
+        // Every encoding from p - 40 to 2^256 - 1 whose upper bytes are all ones, with and
+        // without the top bit: the non-canonical ones among them.
+        for top in [0x7f, 0xff] {
+            for low in 0xc0..=0xff {
+                let mut bytes = [0xff; KEY_LEN];
+                bytes[0] = low;
+                bytes[KEY_LEN - 1] = top;
+                cases.push(bytes);
+            }
+        }
+        // Small values and their neighbours.
+        for low in 0..=40u8 {
+            let mut bytes = [0; KEY_LEN];
+            bytes[0] = low;
+            cases.push(bytes);
+            bytes[KEY_LEN - 1] = 0x80;
+            cases.push(bytes);
+        }
+        for point in SMALL_ORDER_U {
+            for i in 0..KEY_LEN {
+                let mut near = point;
+                near[i] ^= 1;
+                cases.push(near);
+            }
+        }
+        for _ in 0..200 {
+            cases.push(*crate::Crypt4ghKeyPair::generate().public_key().as_bytes());
+            cases.push(rand::random());
+        }
+        let mut low = 0;
+        for bytes in cases {
+            let expected = low_order_by_multiplication(bytes);
+            low += usize::from(expected);
+            assert_eq!(
+                Crypt4ghPublicKey::from_bytes(bytes).is_low_order(),
+                expected,
+                "{}",
+                b64_of(&bytes)
+            );
+        }
+        // 5 values, 2 top bits each, plus p and p + 1 in both forms; the list has 14 of them.
+        assert!(low >= 14, "{low}");
+    }
+
+    proptest! {
+        #[test]
+        fn any_key_agrees_with_the_multiplication(bytes in any::<[u8; KEY_LEN]>()) {
+            prop_assert_eq!(
+                Crypt4ghPublicKey::from_bytes(bytes).is_low_order(),
+                low_order_by_multiplication(bytes)
+            );
+        }
+    }
 
     #[test]
     fn low_order_points_are_refused() {

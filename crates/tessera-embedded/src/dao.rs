@@ -30,6 +30,11 @@ fn index_name(collection: &str, field: &str) -> String {
     format!("ux/{collection}/{field}")
 }
 
+/// Index name of a (non-unique) indexed field.
+fn lookup_index_name(collection: &str, field: &str) -> String {
+    format!("ix/{collection}/{field}")
+}
+
 /// Whether `field` can be spelled inside a JSON path literal as it is.
 fn plain_field(field: &str) -> bool {
     !field.is_empty() && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -102,6 +107,16 @@ fn create_collection(conn: &mut Connection, spec: &CollectionSpec) -> Result<(),
             });
         }
     }
+    for field in &spec.indexed_fields {
+        tx.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} ({}, {})",
+            quote_ident(&lookup_index_name(&spec.name, field)),
+            quote_ident(&table),
+            json_type_expr(field),
+            json_value_expr(field),
+        ))
+        .map_err(Error::from)?;
+    }
     tx.commit().map_err(Error::from)?;
     Ok(())
 }
@@ -170,9 +185,13 @@ impl EmbeddedDao {
     /// The SQL `WHERE` clause that narrows the rows to a superset of the filter's matches,
     /// with its parameters. Conditions are added only where SQL equality is exactly JSON
     /// equality; [`dao::matches`] decides in the end.
-    fn prefilter(&self, filter: &Filter) -> (String, Vec<SqlValue>) {
+    ///
+    /// The flag says whether a condition is on the id or an indexed field (unique or not),
+    /// so that SQLite reads only the matching rows of that index.
+    fn prefilter(&self, filter: &Filter) -> (String, Vec<SqlValue>, bool) {
         let mut conds = Vec::new();
         let mut params = Vec::new();
+        let mut indexed = false;
         for (field, want) in filter {
             if !plain_field(field) {
                 continue;
@@ -185,11 +204,15 @@ impl EmbeddedDao {
                 };
                 params.push(SqlValue::Text(id));
                 conds.push(format!("id = ?{}", params.len()));
+                indexed = true;
                 continue;
             }
+            let has_index =
+                self.spec.unique_fields.contains(field) || self.spec.indexed_fields.contains(field);
             let ty = json_type_expr(field);
             match want {
                 Value::String(s) => {
+                    indexed |= has_index;
                     params.push(SqlValue::Text(s.clone()));
                     conds.push(format!(
                         "{ty} = 'text' AND {} = ?{}",
@@ -200,6 +223,7 @@ impl EmbeddedDao {
                 Value::Bool(b) => conds.push(format!("{ty} = '{b}'")),
                 Value::Number(n) => {
                     if let Some(i) = n.as_i64() {
+                        indexed |= has_index;
                         params.push(SqlValue::Integer(i));
                         conds.push(format!(
                             "{ty} = 'integer' AND {} = ?{}",
@@ -219,35 +243,40 @@ impl EmbeddedDao {
             sql.push_str(&conds.join(" AND "));
         }
         sql.push_str(" ORDER BY id");
-        (sql, params)
+        (sql, params, indexed)
     }
 
     /// The matching documents in id order, at most `max` of them. Decoding and the final
-    /// check run on the blocking thread too, and stop early.
+    /// check run on the reading thread too, and stop early. A query narrowed by an index
+    /// reads like a point read (in place when a reader is idle); a scan goes to the
+    /// blocking pool.
     async fn find(&self, filter: &Filter, max: usize) -> Result<Vec<Document>, DaoError> {
-        let (sql, params) = self.prefilter(filter);
+        let (sql, params, indexed) = self.prefilter(filter);
         let filter = filter.clone();
         let collection = self.spec.name.clone();
-        self.inner
-            .read(move |conn| -> Result<Vec<Document>, DaoError> {
-                let mut stmt = conn.prepare_cached(&sql).map_err(Error::from)?;
-                let mut rows = stmt
-                    .query(rusqlite::params_from_iter(params))
-                    .map_err(Error::from)?;
-                let mut found = Vec::new();
-                while let Some(row) = rows.next().map_err(Error::from)? {
-                    let text = row.get_ref(0).map_err(Error::from)?;
-                    let doc = decode_doc(&collection, text.as_str().unwrap_or_default())?;
-                    if dao::matches(&doc, &filter) {
-                        found.push(doc);
-                        if found.len() >= max {
-                            break;
-                        }
+        let query = move |conn: &Connection| -> Result<Vec<Document>, DaoError> {
+            let mut stmt = conn.prepare_cached(&sql).map_err(Error::from)?;
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(params))
+                .map_err(Error::from)?;
+            let mut found = Vec::new();
+            while let Some(row) = rows.next().map_err(Error::from)? {
+                let text = row.get_ref(0).map_err(Error::from)?;
+                let doc = decode_doc(&collection, text.as_str().unwrap_or_default())?;
+                if dao::matches(&doc, &filter) {
+                    found.push(doc);
+                    if found.len() >= max {
+                        break;
                     }
                 }
-                Ok(found)
-            })
-            .await
+            }
+            Ok(found)
+        };
+        if indexed {
+            self.inner.read_point(query).await
+        } else {
+            self.inner.read(query).await
+        }
     }
 }
 
@@ -269,7 +298,7 @@ impl DocumentDao for EmbeddedDao {
         let key = id.to_owned();
         let text: Option<String> = self
             .inner
-            .read(move |conn| -> Result<Option<String>, Error> {
+            .read_point(move |conn| -> Result<Option<String>, Error> {
                 let mut stmt = conn.prepare_cached(&sql.get)?;
                 let mut rows = stmt.query([key])?;
                 Ok(match rows.next()? {
@@ -382,29 +411,86 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn lookups_use_the_primary_key_and_the_unique_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path().join("s.sqlite")).unwrap();
-        let spec = CollectionSpec::new("people", "id").unique("email");
+    /// A store in `dir` with the collection of `spec`, and its DAO as the concrete type.
+    async fn open_dao(dir: &std::path::Path, spec: CollectionSpec) -> (EmbeddedStore, EmbeddedDao) {
+        let store = EmbeddedStore::open(dir.join("s.sqlite")).unwrap();
         store.document_dao(spec.clone()).await.unwrap();
         let dao = EmbeddedDao {
             inner: Arc::clone(&store.inner),
-            sql: Arc::new(Sql::new("people")),
+            sql: Arc::new(Sql::new(&spec.name)),
             spec,
         };
+        (store, dao)
+    }
+
+    #[tokio::test]
+    async fn indexed_lookups_are_not_reprepared_on_every_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, dao) = open_dao(
+            dir.path(),
+            CollectionSpec::new("grants", "id").index("user_id"),
+        )
+        .await;
+        for (id, user) in [("g1", "u1"), ("g2", "u2")] {
+            let doc = serde_json::json!({"id": id, "user_id": user, "kind": "download",
+                "resource_id": "D1", "valid_from": "2020-01-01T00:00:00.000Z"});
+            let Value::Object(doc) = doc else { panic!() };
+            dao.insert(doc).await.unwrap();
+        }
+        let filter: Filter = [
+            ("user_id".to_owned(), Value::from("u1")),
+            ("kind".to_owned(), Value::from("download")),
+            ("resource_id".to_owned(), Value::from("D1")),
+        ]
+        .into();
+        let (sql, params, indexed) = dao.prefilter(&filter);
+        assert!(indexed);
+        // As `find` runs it: the cached statement back to the cache after each run.
+        let reprepared = store.inner.with_reader(|conn| {
+            for _ in 0..3 {
+                let mut stmt = conn.prepare_cached(&sql).unwrap();
+                let mut rows = stmt
+                    .query(rusqlite::params_from_iter(params.clone()))
+                    .unwrap();
+                while rows.next().unwrap().is_some() {}
+            }
+            let stmt = conn.prepare_cached(&sql).unwrap();
+            stmt.get_status(rusqlite::StatementStatus::RePrepare)
+        });
+        assert_eq!(reprepared, 0);
+    }
+
+    #[tokio::test]
+    async fn lookups_use_the_primary_key_and_the_unique_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = CollectionSpec::new("people", "id")
+            .unique("email")
+            .index("team");
+        let (store, dao) = open_dao(dir.path(), spec).await;
         let sql = Sql::new("people");
         let by_id = plan(&store, &sql.get, vec![SqlValue::Text("a".into())]);
         assert!(by_id.contains("PRIMARY KEY"), "{by_id}");
 
         let filter: Filter = [("email".to_owned(), Value::from("a@x"))].into();
-        let (sql, params) = dao.prefilter(&filter);
+        let (sql, params, indexed) = dao.prefilter(&filter);
+        assert!(indexed);
         let by_email = plan(&store, &sql, params);
         assert!(by_email.contains("ux/people/email"), "{by_email}");
 
         let filter: Filter = [("id".to_owned(), Value::from("a"))].into();
-        let (sql, params) = dao.prefilter(&filter);
+        let (sql, params, indexed) = dao.prefilter(&filter);
+        assert!(indexed);
         let by_id_filter = plan(&store, &sql, params);
         assert!(by_id_filter.contains("PRIMARY KEY"), "{by_id_filter}");
+
+        let filter: Filter = [("team".to_owned(), Value::from("red"))].into();
+        let (sql, params, indexed) = dao.prefilter(&filter);
+        assert!(indexed);
+        let by_team = plan(&store, &sql, params);
+        assert!(by_team.contains("ix/people/team"), "{by_team}");
+
+        let filter: Filter = [("name".to_owned(), Value::from("Ada"))].into();
+        let (_, _, indexed) = dao.prefilter(&filter);
+        assert!(!indexed, "a scan");
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use tokio::sync::watch;
 
@@ -118,6 +119,12 @@ fn connect(path: &Path, options: &EmbeddedOptions) -> Result<Connection> {
     // waits instead of failing.
     conn.busy_timeout(options.busy_timeout)?;
     conn.set_prepared_statement_cache_capacity(128);
+    // Without the query planner stability guarantee, SQLite marks a statement whose plan
+    // looked at a bound value (an equality on an indexed JSON expression does) as expired
+    // as soon as that parameter is unbound or bound again, which rusqlite does each time a
+    // cached statement is reused: every execution then parses and plans anew. Our
+    // statements are equality lookups whose plan does not depend on the values.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     // WAL commits are appends to the -wal file. With NORMAL a commit is complete in the
     // page cache when it returns, which survives SIGKILL but not power loss; FULL adds an
     // fsync per commit and survives both. FULL is the default because the publisher
@@ -183,16 +190,22 @@ impl Inner {
         })
     }
 
-    /// Runs `f` on an idle reader, or waits for the next one in turn. Blocking.
-    pub(crate) fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+    /// An idle reader, trying each once from the next in turn (returned as the index to
+    /// wait for when none is idle).
+    fn idle_reader(&self) -> Result<MutexGuard<'_, Connection>, usize> {
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         let n = self.readers.len();
-        for i in 0..n {
-            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
-                return f(&conn);
-            }
+        (0..n)
+            .find_map(|i| self.readers[(start + i) % n].try_lock().ok())
+            .ok_or(start % n)
+    }
+
+    /// Runs `f` on an idle reader, or waits for the next one in turn. Blocking.
+    pub(crate) fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        match self.idle_reader() {
+            Ok(conn) => f(&conn),
+            Err(next) => f(&lock(&self.readers[next])),
         }
-        f(&lock(&self.readers[start % n]))
     }
 
     /// Runs `f` on the writer. Blocking.
@@ -214,6 +227,27 @@ impl Inner {
             Ok(result) => result,
             Err(join) => Err(Error::Join(join).into()),
         }
+    }
+
+    /// Runs `f`, a point read, on an idle reader on the calling thread, or off the async
+    /// runtime when every reader is busy.
+    ///
+    /// A WAL reader never waits for the writer, and a lookup by primary key or index is a
+    /// B-tree descent: a few microseconds, less than handing the call to the blocking pool
+    /// and back (two thread wake-ups). Scans, whose cost grows with the collection, go
+    /// through [`Self::read`].
+    pub(crate) async fn read_point<T, E>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        if let Ok(conn) = self.idle_reader() {
+            return f(&conn);
+        }
+        self.read(f).await
     }
 
     /// Runs `f` on the writer off the async runtime.

@@ -21,10 +21,19 @@ struct Histogram {
     count: u64,
 }
 
+/// What is known about one method and route: requests per status and their latencies.
+#[derive(Debug, Default)]
+struct RouteStats {
+    /// Requests per status, sorted by status (few statuses per route).
+    statuses: Vec<(u16, u64)>,
+    durations: Histogram,
+}
+
+/// Method, then route pattern: the hot path finds a known series by `&str`, without
+/// allocating, and rendering walks the series in label order.
 #[derive(Debug, Default)]
 struct State {
-    requests: BTreeMap<(String, String, u16), u64>,
-    durations: BTreeMap<(String, String), Histogram>,
+    series: BTreeMap<&'static str, BTreeMap<String, RouteStats>>,
 }
 
 /// Request metrics shared by all workers of one server.
@@ -63,14 +72,16 @@ impl Metrics {
         let method = bounded_method(method);
         let seconds = elapsed.as_secs_f64();
         let mut state = self.lock();
-        *state
-            .requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        let histogram = state
-            .durations
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
+        let routes = state.series.entry(method).or_default();
+        let stats = match routes.get_mut(route) {
+            Some(stats) => stats,
+            None => routes.entry(route.to_owned()).or_default(),
+        };
+        match stats.statuses.binary_search_by_key(&status, |&(s, _)| s) {
+            Ok(i) => stats.statuses[i].1 += 1,
+            Err(i) => stats.statuses.insert(i, (status, 1)),
+        }
+        let histogram = &mut stats.durations;
         let slot = BUCKETS
             .iter()
             .position(|bound| seconds <= *bound)
@@ -82,11 +93,19 @@ impl Metrics {
 
     /// How many requests were recorded for this method, route and status.
     pub fn request_count(&self, method: &str, route: &str, status: u16) -> u64 {
-        self.lock()
-            .requests
-            .get(&(bounded_method(method).to_owned(), route.to_owned(), status))
-            .copied()
-            .unwrap_or(0)
+        let state = self.lock();
+        let Some(stats) = state
+            .series
+            .get(bounded_method(method))
+            .and_then(|routes| routes.get(route))
+        else {
+            return 0;
+        };
+        stats
+            .statuses
+            .iter()
+            .find(|&&(s, _)| s == status)
+            .map_or(0, |&(_, n)| n)
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -95,17 +114,20 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP http_requests_total Total number of HTTP requests.\n");
         out.push_str("# TYPE http_requests_total counter\n");
-        for ((method, route, status), count) in &state.requests {
-            let _ = writeln!(
-                out,
-                "http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {count}",
-                escape(method),
-                escape(route)
-            );
+        for (method, route, stats) in state.iter() {
+            for (status, count) in &stats.statuses {
+                let _ = writeln!(
+                    out,
+                    "http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {count}",
+                    escape(method),
+                    escape(route)
+                );
+            }
         }
         out.push_str("# HELP http_request_duration_seconds HTTP request latency in seconds.\n");
         out.push_str("# TYPE http_request_duration_seconds histogram\n");
-        for ((method, route), histogram) in &state.durations {
+        for (method, route, stats) in state.iter() {
+            let histogram = &stats.durations;
             let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
             let mut cumulative = 0;
             for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter()) {
@@ -138,12 +160,29 @@ impl Metrics {
     }
 }
 
+impl State {
+    /// Every series in label order (method, then route).
+    fn iter(&self) -> impl Iterator<Item = (&str, &str, &RouteStats)> {
+        self.series.iter().flat_map(|(method, routes)| {
+            routes
+                .iter()
+                .map(move |(route, stats)| (*method, route.as_str(), stats))
+        })
+    }
+}
+
 /// Unknown methods share one label so a client cannot grow the label set.
-fn bounded_method(method: &str) -> &str {
+fn bounded_method(method: &str) -> &'static str {
     match method {
-        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" | "TRACE" | "CONNECT" => {
-            method
-        }
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "CONNECT" => "CONNECT",
         _ => "OTHER",
     }
 }

@@ -72,7 +72,8 @@ pub(crate) async fn request_context(
     let started = Instant::now();
     let shared = req.app_data::<web::Data<Shared>>().cloned();
     let generate = shared.as_ref().is_none_or(|s| s.generate_correlation_id);
-    let method = req.method().as_str().to_owned();
+    // Cloning a standard method copies no string.
+    let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
         correlation_id = Empty,
@@ -104,7 +105,9 @@ pub(crate) async fn request_context(
     let observe = |status: u16, route: &str| {
         let elapsed = started.elapsed();
         if let Some(shared) = &shared {
-            shared.metrics.observe(&method, route, status, elapsed);
+            shared
+                .metrics
+                .observe(method.as_str(), route, status, elapsed);
         }
         span.in_scope(|| {
             tracing::info!(
@@ -127,7 +130,9 @@ pub(crate) async fn request_context(
             return Err(err);
         }
     };
-    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
+    if let Some(value) = id.and_then(|id| {
+        HeaderValue::from_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer())).ok()
+    }) {
         res.headers_mut()
             .insert(HeaderName::from_static(correlation::HEADER), value);
     }

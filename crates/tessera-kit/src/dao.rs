@@ -77,6 +77,9 @@ pub struct CollectionSpec {
     /// that lack the field or hold `null` in it never clash with each other (a provider whose
     /// unique indexes count `null` must make them partial).
     pub unique_fields: Vec<String>,
+    /// Fields that queries filter on often (one non-unique index each): lookups by such a
+    /// field stay cheap as the collection grows.
+    pub indexed_fields: Vec<String>,
     /// Native-type hints, by top-level field name (the id field included).
     pub field_kinds: BTreeMap<String, FieldKind>,
 }
@@ -88,6 +91,7 @@ impl CollectionSpec {
             name: name.into(),
             id_field: id_field.into(),
             unique_fields: Vec::new(),
+            indexed_fields: Vec::new(),
             field_kinds: BTreeMap::new(),
         }
     }
@@ -96,6 +100,13 @@ impl CollectionSpec {
     #[must_use]
     pub fn unique(mut self, field: impl Into<String>) -> Self {
         self.unique_fields.push(field.into());
+        self
+    }
+
+    /// Adds a (non-unique) indexed field.
+    #[must_use]
+    pub fn index(mut self, field: impl Into<String>) -> Self {
+        self.indexed_fields.push(field.into());
         self
     }
 
@@ -125,7 +136,10 @@ impl CollectionSpec {
                 && !f.starts_with('$')
                 && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         };
-        for field in std::iter::once(&self.id_field).chain(&self.unique_fields) {
+        for field in std::iter::once(&self.id_field)
+            .chain(&self.unique_fields)
+            .chain(&self.indexed_fields)
+        {
             if !field_ok(field) {
                 return Err(Error::InvalidSpec(format!(
                     "field name {field:?} must be non-empty [A-Za-z0-9_]"

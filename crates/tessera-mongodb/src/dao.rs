@@ -55,6 +55,12 @@ fn index_name(field: &str) -> String {
     format!("{field}_1")
 }
 
+/// Name of the (non-unique) index of an indexed field; apart from the unique ones, so that
+/// a field may be both without the two clashing.
+fn lookup_index_name(field: &str) -> String {
+    format!("{field}_lookup")
+}
+
 /// Hands out [`DocumentDao`]s over one database. Cheap to clone; clones share the client's
 /// connection pool.
 #[derive(Clone)]
@@ -169,6 +175,20 @@ impl MongoDao {
     }
 
     async fn create_indexes(&self) -> Result<(), DaoError> {
+        for field in &self.spec.indexed_fields {
+            if *field == self.spec.id_field || field == ID {
+                continue;
+            }
+            let model = IndexModel::builder()
+                .keys(doc! {field.as_str(): 1})
+                .options(
+                    IndexOptions::builder()
+                        .name(lookup_index_name(field))
+                        .build(),
+                )
+                .build();
+            self.coll.create_index(model).await.map_err(Error::driver)?;
+        }
         for field in &self.spec.unique_fields {
             if *field == self.spec.id_field || field == ID {
                 continue;

@@ -340,6 +340,43 @@ async fn duplicate_keys_name_the_field_and_write_nothing() {
 }
 
 #[tokio::test]
+async fn indexed_fields_get_a_plain_index_and_stay_shareable() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let spec = CollectionSpec::new("grants", "id")
+        .index("user_id")
+        .unique("email")
+        .index("email");
+    let dao = db.dao(spec.clone()).await;
+    let mut indexes = db.coll("grants").list_indexes().await.unwrap();
+    let mut seen = Vec::new();
+    while indexes.advance().await.unwrap() {
+        let index = indexes.deserialize_current().unwrap();
+        let options = index.options.unwrap();
+        seen.push((options.name.unwrap(), options.unique.unwrap_or(false)));
+    }
+    seen.sort();
+    let expected = [
+        ("_id_", false),
+        ("email_1", true),
+        ("email_lookup", false),
+        ("user_id_lookup", false),
+    ];
+    assert_eq!(seen, expected.map(|(n, u)| (n.to_owned(), u)));
+    // Values of an indexed field may repeat; asking again is harmless.
+    for id in ["g1", "g2"] {
+        dao.insert(obj(json!({"id": id, "user_id": U1})))
+            .await
+            .unwrap();
+    }
+    db.dao(spec).await;
+    let filter: Filter = [("user_id".to_owned(), json!(U1))].into();
+    assert_eq!(dao.find_all(&filter).await.unwrap().len(), 2);
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn numeric_ids_round_trip() {
     let Some(db) = TestDb::new().await else {
         return;

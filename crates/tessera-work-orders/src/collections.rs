@@ -68,7 +68,9 @@ pub fn specs(names: &Collections) -> CollectionSpecs {
             .kind("expires", FieldKind::DateTime),
         accession_maps: CollectionSpec::new(&names.accession_maps_collection, "id")
             .kind("file_id", FieldKind::Uuid),
+        // Every token re-checks the user's grants: by index, not by a scan of all users'.
         grants: CollectionSpec::new(&names.grants_collection, "id")
+            .index("user_id")
             .kind("id", FieldKind::Uuid)
             .kind("user_id", FieldKind::Uuid)
             .kind("valid_from", FieldKind::DateTime)

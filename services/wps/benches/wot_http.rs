@@ -17,6 +17,10 @@
 //! - `WPS_BENCH_MICRO_SECONDS`: time per micro benchmark (default 1.5)
 //! - `WPS_BENCH_MONGO_URL`: run on a fresh database of this MongoDB server instead of the
 //!   embedded store (dropped at the end); [`Store`] is the one place that differs
+//! - `WPS_BENCH_SOAK_SECONDS`: after the runs, sustained load at the first concurrency for
+//!   this long, with the process's RSS (`/proc/self/status`) sampled every
+//!   `WPS_BENCH_SOAK_SAMPLE_SECONDS` (default 60) and once more after 10 s idle: a leak
+//!   keeps growing, allocator retention levels off (default 0: no soak)
 //!
 //! Server, load generator and micro benchmarks share the machine's cores, so the load
 //! generator's CPU is part of every HTTP figure; the CPU split per thread group
@@ -85,6 +89,9 @@ struct Knobs {
     files: usize,
     micro: Duration,
     store: Store,
+    /// Soak: sustained load for this long after the runs, RSS sampled (zero: no soak).
+    soak: Duration,
+    soak_every: Duration,
 }
 
 fn env_or<T: FromStr>(name: &str, default: T) -> BenchResult<T>
@@ -127,7 +134,12 @@ impl Knobs {
             files: env_or("WPS_BENCH_FILES", 5)?,
             micro: seconds("WPS_BENCH_MICRO_SECONDS", 1.5)?,
             store: Store::from_env(),
+            soak: seconds("WPS_BENCH_SOAK_SECONDS", 0.0)?,
+            soak_every: seconds("WPS_BENCH_SOAK_SAMPLE_SECONDS", 60.0)?,
         };
+        if !knobs.soak.is_zero() && knobs.soak_every.is_zero() {
+            return Err("WPS_BENCH_SOAK_SAMPLE_SECONDS must be positive".into());
+        }
         if knobs.window.is_zero() || knobs.files == 0 || knobs.client_threads == 0 {
             return Err(
                 "WPS_BENCH_SECONDS, WPS_BENCH_FILES and WPS_BENCH_CLIENT_THREADS must be positive"
@@ -203,6 +215,8 @@ struct Fixture {
     files: Vec<(String, Uuid)>,
     signing_public: String,
     wot_lifetime: i64,
+    /// The raw request that created the package, for the creation run.
+    create_request: Vec<u8>,
     daos: Daos,
     _dir: TempDir,
 }
@@ -283,13 +297,20 @@ async fn setup(store: &Store, workers: usize, files: usize) -> BenchResult<Fixtu
     });
     let claims = claims.as_object().ok_or("claims are an object")?;
     let internal = JwtSigner::from_jwk_json(&auth_private)?.sign(claims)?;
+    let create_body = json!({"type": "download", "dataset_id": DATASET, "file_ids": null,
+                      "user_public_crypt4gh_key": pair.public_key().to_base64()})
+    .to_string();
+    let create_request = format!(
+        "POST /work-packages HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {internal}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{create_body}",
+        create_body.len()
+    )
+    .into_bytes();
     let resp = reqwest::Client::new()
         .post(format!("{url}/work-packages"))
         .bearer_auth(internal)
-        .json(
-            &json!({"type": "download", "dataset_id": DATASET, "file_ids": null,
-                      "user_public_crypt4gh_key": pair.public_key().to_base64()}),
-        )
+        .header("content-type", "application/json")
+        .body(create_body)
         .send()
         .await?;
     let status = resp.status();
@@ -309,6 +330,7 @@ async fn setup(store: &Store, workers: usize, files: usize) -> BenchResult<Fixtu
         files: mapped,
         signing_public,
         wot_lifetime,
+        create_request,
         daos,
         _dir: dir,
     })
@@ -543,6 +565,105 @@ fn run_load(
     outcome.tokens = outcome.latencies.len() as u64;
     outcome.latencies.sort_unstable();
     Ok(outcome)
+}
+
+/// The process's resident memory from `/proc/self/status`, KiB: (VmRSS, RssAnon, RssFile).
+fn rss_kib() -> Option<(u64, u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("RssAnon:")?, field("RssFile:")?))
+}
+
+fn print_rss(label: &str, tokens: u64, rate: Option<f64>) {
+    let mib = |k: u64| k as f64 / 1024.0;
+    let rate = rate.map_or(String::new(), |r| format!("  {r:>7.0} tokens/s"));
+    match rss_kib() {
+        Some((rss, anon, file)) => println!(
+            "  {label:<10} {tokens:>10} tokens  RSS {:>6.1} MiB (anon {:>6.1}, file {:>5.1}){rate}",
+            mib(rss),
+            mib(anon),
+            mib(file)
+        ),
+        None => println!("  {label:<10} {tokens:>10} tokens  RSS unavailable (no /proc){rate}"),
+    }
+}
+
+/// Sustained load for `total` on `concurrency` connections that count 201s instead of
+/// keeping latencies (which would grow the heap), printing the RSS every `every`.
+fn soak(
+    load_rt: &Runtime,
+    addr: SocketAddr,
+    requests: &Arc<Vec<Vec<u8>>>,
+    concurrency: usize,
+    total: Duration,
+    every: Duration,
+) -> BenchResult<()> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    println!(
+        "
+soak: c={concurrency} for {:.0} s, RSS of the whole process (server, load generator \
+         and bench) every {:.0} s",
+        total.as_secs_f64(),
+        every.as_secs_f64()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..concurrency)
+        .map(|i| {
+            let (stop, count, requests) = (stop.clone(), count.clone(), requests.clone());
+            load_rt.spawn(async move {
+                let mut conn = Conn::connect(addr).await?;
+                let mut next = i;
+                while !stop.load(Ordering::Relaxed) {
+                    let status = conn.roundtrip(&requests[next % requests.len()]).await?;
+                    if status != 201 {
+                        return Err(format!(
+                            "soak: {status} {}",
+                            String::from_utf8_lossy(&conn.body)
+                        )
+                        .into());
+                    }
+                    next += 1;
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                BenchResult::Ok(())
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    print_rss("start", 0, None);
+    let mut last = (0u64, started);
+    let mut due = started;
+    while due < started + total {
+        due = (due + every).min(started + total);
+        sleep_until(due);
+        let (n, now) = (count.load(Ordering::Relaxed), Instant::now());
+        let rate = (n - last.0) as f64 / (now - last.1).as_secs_f64();
+        print_rss(
+            &format!("{:.0} s", (now - started).as_secs_f64()),
+            n,
+            Some(rate),
+        );
+        last = (n, now);
+    }
+    stop.store(true, Ordering::Relaxed);
+    load_rt.block_on(async {
+        for handle in handles {
+            handle.await??;
+        }
+        BenchResult::Ok(())
+    })?;
+    std::thread::sleep(Duration::from_secs(10));
+    print_rss("idle 10 s", count.load(Ordering::Relaxed), None);
+    Ok(())
 }
 
 /// Decrypts and verifies a returned token: it must be a JSON string holding a sealed ES256
@@ -925,7 +1046,7 @@ fn run() -> BenchResult<()> {
             knobs.warmup,
             knobs.window,
         )?;
-        print_outcome(&outcome, cores);
+        print_outcome(&outcome, cores, "tokens");
         if outcome.errors > 0 {
             return Err(format!(
                 "{} requests did not answer 201 at concurrency {concurrency}; first: {}",
@@ -951,6 +1072,45 @@ fn run() -> BenchResult<()> {
         .iter()
         .max_by(|a, b| a.rate().total_cmp(&b.rate()))
         .ok_or("no load run")?;
+    let creation = run_load(
+        &load_rt,
+        fx.addr,
+        &Arc::new(vec![fx.create_request.clone()]),
+        knobs.concurrency[0],
+        knobs.warmup,
+        knobs.window,
+    )?;
+    println!("\nwork package creation (POST /work-packages, a new package per request):");
+    print_outcome(&creation, cores, "packages");
+    if creation.errors > 0 || creation.tokens == 0 {
+        return Err(format!(
+            "creation: {} requests did not answer 201; first: {}",
+            creation.errors,
+            creation.first_error.as_deref().unwrap_or("none succeeded")
+        )
+        .into());
+    }
+    for (_, body) in &creation.samples {
+        let body: Value = serde_json::from_slice(body)?;
+        let sealed = body["token"].as_str().ok_or("creation answered no token")?;
+        if fx.pair.open_base64(sealed)?.len() != 24 {
+            return Err("a created package's access token is not 24 characters".into());
+        }
+    }
+    println!(
+        "  sanity: {} returned access tokens (the last of each connection) decrypted",
+        creation.samples.len()
+    );
+    if !knobs.soak.is_zero() {
+        soak(
+            &load_rt,
+            fx.addr,
+            &requests,
+            knobs.concurrency[0],
+            knobs.soak,
+            knobs.soak_every,
+        )?;
+    }
 
     println!(
         "\nwhere the time goes: micro benchmarks, one call at a time, server idle \
@@ -993,10 +1153,10 @@ fn run() -> BenchResult<()> {
     Ok(())
 }
 
-fn print_outcome(o: &LoadOutcome, cores: usize) {
+fn print_outcome(o: &LoadOutcome, cores: usize, what: &str) {
     println!(
-        "\nc={:<3} {:>8.0} tokens/s  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  \
-         errors {}  ({} tokens in {:.1} s)",
+        "\nc={:<3} {:>8.0} {what}/s  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  \
+         errors {}  ({} {what} in {:.1} s)",
         o.concurrency,
         o.rate(),
         o.percentile_ms(0.50),
@@ -1013,14 +1173,14 @@ fn print_outcome(o: &LoadOutcome, cores: usize) {
     };
     let secs = o.window.as_secs_f64();
     println!(
-        "  CPU in the window (/proc, USER_HZ=100): {:.0} µs per token;{}",
+        "  CPU in the window (/proc, USER_HZ=100): {:.0} µs per request;{}",
         o.cpu_us_per_token().unwrap_or(f64::NAN),
         usage.describe(),
     );
     let per_token = |used: f64| used * 1e6 / o.tokens.max(1) as f64;
     for (group, used) in split.groups() {
         println!(
-            "    {group:<48} {:>5.2} of {cores} cores {:>6.0} µs/token",
+            "    {group:<48} {:>5.2} of {cores} cores {:>6.0} µs/request",
             used / secs,
             per_token(used),
         );
