@@ -9,7 +9,10 @@ use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use serde_json::{Map, Value, json};
 
+use tokio::sync::broadcast;
+
 use crate::identity::{self, Identity, Introspector};
+use crate::jobs::{JobEvent, JobSettings};
 use crate::model::{
     API_CLIENTS_GROUP, CurrentDetails, Named, Share, Token, User, Workspace, WorkspaceDetails,
     WorkspaceStatus, iso_z, now_micros, workspace_matches,
@@ -45,6 +48,16 @@ impl Reply {
             data: None,
         }
     }
+
+    /// A reply with `data`.
+    pub fn with_data(message: impl Into<String>, data: Value) -> Self {
+        Self::new(message, data)
+    }
+
+    /// A reply without `data`.
+    pub fn bare_message(message: impl Into<String>) -> Self {
+        Self::bare(message)
+    }
 }
 
 /// How `POST /tokens/` logs users in.
@@ -77,12 +90,15 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// The core.
 pub struct Uws {
-    records: Records,
-    storage: Arc<dyn Storage>,
+    pub(crate) records: Records,
+    pub(crate) storage: Arc<dyn Storage>,
     introspector: Option<Arc<dyn Introspector>>,
     settings: Settings,
-    queue: Queue,
+    pub(crate) queue: Queue,
     clock: Clock,
+    pub(crate) jobs: Option<JobSettings>,
+    pub(crate) events: broadcast::Sender<JobEvent>,
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl fmt::Debug for Uws {
@@ -157,12 +173,22 @@ impl Uws {
                 settings,
                 queue,
                 clock,
+                jobs: None,
+                events: crate::jobs::events(),
+                closing: tokio::sync::watch::channel(false).0,
             },
             rx,
         )
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    /// The core with jobs (a resource, job types, parameters).
+    #[must_use]
+    pub fn with_jobs(mut self, jobs: JobSettings) -> Self {
+        self.jobs = Some(jobs);
+        self
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         now_micros((self.clock)())
     }
 
@@ -622,7 +648,7 @@ impl Uws {
         Ok(Requested { entries, request })
     }
 
-    fn check_job_type(&self, job_type: &str) -> Result<()> {
+    pub(crate) fn check_job_type(&self, job_type: &str) -> Result<()> {
         if self.settings.job_types.contains_key(job_type) {
             Ok(())
         } else {

@@ -24,6 +24,10 @@ pub const LOCAL_AUTH: &str = "LocalUserAuthentication";
 pub const GLOBUS_AUTH: &str = "GlobusUserAuthentication";
 /// The storage type of the local file system.
 pub const LOCAL_STORAGE: &str = "LocalFileSystemStorage";
+/// The local-process resource type.
+pub const LOCAL_RESOURCE: &str = "LocalResource";
+/// The generic command job type (`environment_details.<resource>.command`).
+pub const COMMAND_JOB: &str = "CommandJob";
 /// Globus Auth's introspection endpoint, used when `connection_details` names none.
 pub const GLOBUS_INTROSPECT: &str = "https://auth.globus.org/v2/oauth2/token/introspect";
 
@@ -253,6 +257,17 @@ impl UwsConfig {
                     min_uid: 0,
                 },
             )]),
+            main_resource: "local".into(),
+            available_resources: BTreeMap::from([(
+                "local".into(),
+                serde_json::json!({
+                    "name": "Local",
+                    "resource_type": LOCAL_RESOURCE,
+                    "storage": "local",
+                    "user_authentication": "local",
+                    "parameter_mapping": {"num_cpus": "num_cpus"},
+                }),
+            )]),
             available_job_types: BTreeMap::from([(
                 "jupyter_lab".into(),
                 JobType {
@@ -382,13 +397,33 @@ impl UwsConfig {
                 ));
             }
         }
-        if !self.main_resource.is_empty()
-            && !self.available_resources.contains_key(&self.main_resource)
-        {
-            return Err(invalid(
-                "main_resource",
-                "names no entry of available_resources",
-            ));
+        if !self.main_resource.is_empty() {
+            let Some(resource) = self.available_resources.get(&self.main_resource) else {
+                return Err(invalid(
+                    "main_resource",
+                    "names no entry of available_resources",
+                ));
+            };
+            let kind = resource.get("resource_type").and_then(Value::as_str);
+            if kind != Some(LOCAL_RESOURCE) {
+                return Err(invalid(
+                    format!("available_resources.{}.resource_type", self.main_resource),
+                    format!("must be \"{LOCAL_RESOURCE}\""),
+                ));
+            }
+            if let Some(mapping) = resource.get("parameter_mapping")
+                && !mapping
+                    .as_object()
+                    .is_some_and(|m| m.values().all(Value::is_string))
+            {
+                return Err(invalid(
+                    format!(
+                        "available_resources.{}.parameter_mapping",
+                        self.main_resource
+                    ),
+                    "must map option names to names",
+                ));
+            }
         }
         for (i, p) in self.parameters.iter().enumerate() {
             if !["int", "bool", "str", "float"].contains(&p.validation.kind.as_str()) {

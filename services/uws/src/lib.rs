@@ -8,6 +8,7 @@
 //! - [`config`]: [`UwsConfig`], the original's `config.json` plus a `server` section;
 //! - [`storage`]: the local file-system provider of the storage port (`root_dir`
 //!   confinement, no symlink following, OS accounts);
+//! - [`local`]: the local-process provider of the resource port;
 //! - [`introspect`]: RFC 7662 token introspection (Globus Auth, any OIDC provider);
 //! - [`rest`]: the HTTP translator, the envelope and the one status mapping;
 //! - [`prepare`]: the composition root; [`prepare::Overrides`] for tests;
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod config;
 pub mod introspect;
+pub mod local;
 pub mod prepare;
 pub mod rest;
 pub mod service;

@@ -208,6 +208,21 @@ pub fn routes(state: RestState) -> impl Fn(&mut web::ServiceConfig) + Clone + Se
                     .default_service(web::to(not_allowed)),
             )
             .service(
+                web::resource("/jobs/")
+                    .route(web::get().to(list_jobs))
+                    .default_service(web::to(not_allowed)),
+            )
+            .service(
+                web::resource("/jobs/{id}/")
+                    .route(web::get().to(get_job))
+                    .default_service(web::to(not_allowed)),
+            )
+            .service(
+                web::resource("/jobs/{id}/{put_type}/")
+                    .route(web::put().to(put_job))
+                    .default_service(web::to(not_allowed)),
+            )
+            .service(
                 web::resource("/shared_workspaces/")
                     .route(web::get().to(list_shares))
                     .route(web::post().to(share))
@@ -356,7 +371,7 @@ async fn put_workspace(
     state: web::Data<RestState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    payload: Multipart,
+    payload: web::Payload,
 ) -> Answer {
     let user = user(&state, &req)?;
     let (raw, put_type) = path.into_inner();
@@ -364,14 +379,52 @@ async fn put_workspace(
     match put_type.to_lowercase().as_str() {
         "upload" => {
             state.uws.writable(&user, id).await?;
-            let files = read_files(payload).await?;
+            let files = read_files(Multipart::new(req.headers(), payload)).await?;
             Ok(envelope(state.uws.upload(&user, id, files).await?))
+        }
+        "start" => {
+            let bytes = payload
+                .to_bytes_limited(64 * 1024 * 1024)
+                .await
+                .map_err(|_| CoreError::bad("Invalid JSON: the body is too large."))?
+                .map_err(|e| CoreError::bad(format!("Invalid JSON: {e}")))?;
+            let order = tessera_workspaces::params::option_order(&bytes);
+            Ok(envelope(
+                state.uws.start(&user, id, body(&bytes), &order).await?,
+            ))
         }
         _ => {
             state.uws.writable(&user, id).await?;
             Err(CoreError::bad("Invalid PUT type passed.").into())
         }
     }
+}
+
+async fn list_jobs(state: web::Data<RestState>, req: HttpRequest) -> Answer {
+    let user = user(&state, &req)?;
+    Ok(envelope(state.uws.list_jobs(&user, None, &query(&req))?))
+}
+
+async fn get_job(state: web::Data<RestState>, req: HttpRequest, path: web::Path<String>) -> Answer {
+    let user = user(&state, &req)?;
+    // §A10.5: an id that is not the caller's (or not a number) is an empty listing.
+    let id = path.parse::<i64>().unwrap_or(-1);
+    Ok(envelope(state.uws.list_jobs(
+        &user,
+        Some(id),
+        &BTreeMap::new(),
+    )?))
+}
+
+async fn put_job(
+    state: web::Data<RestState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Answer {
+    let user = user(&state, &req)?;
+    let (raw, put_type) = path.into_inner();
+    let id = id(&raw)?;
+    Ok(envelope(state.uws.put_job(&user, id, &put_type).await?))
 }
 
 /// Every file part of a multipart body (each one, even when a field repeats).
