@@ -365,6 +365,11 @@ impl Uws {
         ids.len()
     }
 
+    /// Becomes true when the process stops (websockets close then).
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
     /// Ends every monitor (the process is stopping; a restart resumes them).
     pub fn close_monitors(&self) {
         self.closing.send_replace(true);

@@ -384,3 +384,87 @@ async fn a_job_started_before_a_restart_is_still_monitored() {
         .await;
     app.stop().await;
 }
+
+async fn socket(
+    app: &App,
+    id: i64,
+    token: Option<&str>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    u16,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = app.url(&format!("/jobs/{id}/")).replacen("http", "ws", 1);
+    let mut request = url.into_client_request().unwrap();
+    if let Some(t) = token {
+        request
+            .headers_mut()
+            .insert("UWS-Authorization", format!("Token {t}").parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((stream, _)) => Ok(stream),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(other) => panic!("websocket: {other}"),
+    }
+}
+
+async fn next_json(
+    stream: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Value {
+    use futures::StreamExt;
+    let message = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("no websocket message within 10 s")
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(message.to_text().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_job_websocket_needs_the_owners_token_and_reports_every_change() {
+    let (app, a) = jobs_app().await;
+    let b = app.login("bob", "Bob", "B").await;
+    let ws = app
+        .create(&a, &json!({"name": "w", "description": "d"}))
+        .await;
+    let (status, body) = start(
+        &app,
+        &a,
+        ws,
+        &json!({"job_type": "sleeper", "resource_options": {"num_cpus": 1}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["data"]["job"]["id"].as_i64().unwrap();
+    wait_job(&app, &a, id, "running").await;
+
+    assert_eq!(socket(&app, id, None).await.err(), Some(401));
+    assert_eq!(
+        socket(&app, id, Some("0".repeat(40).as_str())).await.err(),
+        Some(401)
+    );
+    assert_eq!(socket(&app, id, Some(&b)).await.err(), Some(404));
+    assert_eq!(socket(&app, 9999, Some(&a)).await.err(), Some(404));
+
+    let mut stream = socket(&app, id, Some(&a)).await.unwrap();
+    assert_eq!(
+        next_json(&mut stream).await,
+        json!({"status": "running", "current_job_details": {}})
+    );
+    // The query form, for browsers.
+    let url = app
+        .url(&format!("/jobs/{id}/?token={a}"))
+        .replacen("http", "ws", 1);
+    let (mut by_query, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(next_json(&mut by_query).await["status"], "running");
+
+    app.put_json(&format!("/jobs/{id}/stop/"), Some(&a), &json!({}))
+        .await;
+    assert_eq!(next_json(&mut stream).await["status"], "stopping");
+    assert_eq!(next_json(&mut stream).await["status"], "complete");
+    app.stop().await;
+}

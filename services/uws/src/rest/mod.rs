@@ -405,7 +405,19 @@ async fn list_jobs(state: web::Data<RestState>, req: HttpRequest) -> Answer {
     Ok(envelope(state.uws.list_jobs(&user, None, &query(&req))?))
 }
 
-async fn get_job(state: web::Data<RestState>, req: HttpRequest, path: web::Path<String>) -> Answer {
+async fn get_job(
+    state: web::Data<RestState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Answer {
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if is_upgrade {
+        return job_socket(&state, &req, &path, payload);
+    }
     let user = user(&state, &req)?;
     // §A10.5: an id that is not the caller's (or not a number) is an empty listing.
     let id = path.parse::<i64>().unwrap_or(-1);
@@ -414,6 +426,61 @@ async fn get_job(state: web::Data<RestState>, req: HttpRequest, path: web::Path<
         Some(id),
         &BTreeMap::new(),
     )?))
+}
+
+/// The websocket `/jobs/<id>/` (§A2): the same token as the HTTP API (the
+/// `UWS-Authorization` header, or `?token=<key>` for browsers, which cannot set headers on
+/// websockets) and only the job's owner; then `{status, current_job_details}` now and after
+/// every change. The original had no authentication.
+fn job_socket(state: &RestState, req: &HttpRequest, raw: &str, payload: web::Payload) -> Answer {
+    let credential = header_value(req).or_else(|| {
+        query(req)
+            .get("token")
+            .map(|token| format!("Token {token}"))
+    });
+    let user = Uws::require(state.uws.authenticate(credential.as_deref())?)?;
+    let id = id(raw)?;
+    let job = state.uws.owned_job(user.id, id).ok_or_else(|| {
+        CoreError::refused(Kind::NotFound, format!("Job {id} not found for user."))
+    })?;
+    let mut events = state.uws.subscribe();
+    let mut closing = state.uws.closing();
+    let (response, mut session, mut incoming) = actix_ws::handle(req, payload)
+        .map_err(|e| CoreError::bad(format!("Invalid websocket request: {e}")))?;
+    let first = json!({
+        "status": job.status,
+        "current_job_details": job.job_details["current_job_details"],
+    });
+    actix_web::rt::spawn(async move {
+        if session.text(first.to_string()).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) if event.job_id == id => {
+                        if session.text(event.message.to_string()).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                _ = closing.wait_for(|c| *c) => break,
+                message = incoming.next() => match message {
+                    Some(Ok(actix_ws::Message::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(actix_ws::Message::Close(_)) | Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        let _ = session.close(None).await;
+    });
+    Ok(response)
 }
 
 async fn put_job(
