@@ -186,6 +186,7 @@ impl Uws {
         let options = params::validate(&settings.parameters, &options, order)
             .map_err(|errors| Error::refused(Kind::Unprocessable, params::message(&errors)))?;
         let mapped = params::translate(&options, settings.parameter_mapping.as_ref());
+        self.check_core_hours(user.id)?;
         let now = self.now();
         let job = {
             let _write = self.records.lock().await;

@@ -83,6 +83,8 @@ pub struct Settings {
     pub job_types: BTreeMap<String, String>,
     /// The `parameters` list of the config.
     pub parameters: Value,
+    /// Every user's limits.
+    pub quota: crate::quota::Quota,
 }
 
 /// The time source.
@@ -146,6 +148,17 @@ fn token_key() -> String {
     let mut bytes = [0u8; 20];
     rand::thread_rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of the files among `entries`.
+fn written(entries: &[Entry]) -> i64 {
+    entries
+        .iter()
+        .map(|e| match e {
+            Entry::File { content, .. } => i64::try_from(content.len()).unwrap_or(i64::MAX),
+            Entry::Symlink { .. } => 0,
+        })
+        .fold(0, i64::saturating_add)
 }
 
 /// What `workspace_details` asks for, checked before anything is written.
@@ -688,6 +701,7 @@ impl Uws {
         }
         let account = self.account_of(user).await?;
         let requested = self.requested(body.get("workspace_details")).await?;
+        self.check_disk_space(user.id, written(&requested.entries))?;
         // The directory is new: what it holds is what the request asked for, so the scan
         // the original queued here is not needed.
         let mut current = CurrentDetails::default();
@@ -850,6 +864,7 @@ impl Uws {
                 .map_err(|_| Error::bad(format!("Invalid file path specified {filename}")))?;
             entries.push(Entry::File { name, content });
         }
+        self.check_disk_space(user.id, written(&entries))?;
         self.storage
             .write(&workspace.file_path, &account, entries)
             .await
@@ -1442,6 +1457,7 @@ mod tests {
             token_lifetime: Duration::seconds(60),
             job_types: BTreeMap::new(),
             parameters: json!([]),
+            quota: crate::quota::Quota::default(),
         };
         Uws::new(
             records,

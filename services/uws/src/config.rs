@@ -193,6 +193,10 @@ pub struct ServerConfig {
     pub token_lifetime_seconds: u64,
     /// Seconds between polls of a running job (the original busy-polled).
     pub job_poll_interval_seconds: u64,
+    /// Every user's disk space limit in bytes (0: unlimited).
+    pub quota_disk_space_bytes: i64,
+    /// Every user's core-hour limit (0: unlimited).
+    pub quota_core_hours: f64,
 }
 
 impl Default for ServerConfig {
@@ -212,6 +216,8 @@ impl Default for ServerConfig {
             embedded: EmbeddedConfig::default(),
             token_lifetime_seconds: 86_400,
             job_poll_interval_seconds: 5,
+            quota_disk_space_bytes: 0,
+            quota_core_hours: 0.0,
         }
     }
 }
@@ -460,6 +466,18 @@ impl UwsConfig {
             return Err(invalid(
                 "server.job_poll_interval_seconds",
                 "must be at least 1",
+            ));
+        }
+        if self.server.quota_disk_space_bytes < 0 {
+            return Err(invalid(
+                "server.quota_disk_space_bytes",
+                "must be 0 (unlimited) or more",
+            ));
+        }
+        if !(self.server.quota_core_hours >= 0.0 && self.server.quota_core_hours.is_finite()) {
+            return Err(invalid(
+                "server.quota_core_hours",
+                "must be 0 (unlimited) or more",
             ));
         }
         tessera_service::backends::validate_store(PREFIX, &self.server.mongo)?;

@@ -207,6 +207,10 @@ pub async fn prepare(config: UwsConfig, mut overrides: Overrides) -> Result<Core
             .collect(),
         parameters: serde_json::to_value(&config.parameters)
             .map_err(|e| Error::Internal(e.to_string()))?,
+        quota: tessera_workspaces::Quota {
+            max_disk_space: Some(config.server.quota_disk_space_bytes).filter(|b| *b > 0),
+            max_core_hours: Some(config.server.quota_core_hours).filter(|h| *h > 0.0),
+        },
     };
     let clock = overrides
         .clock

@@ -468,3 +468,96 @@ async fn the_job_websocket_needs_the_owners_token_and_reports_every_change() {
     assert_eq!(next_json(&mut stream).await["status"], "complete");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn quotas_refuse_starts_and_uploads_past_the_limits() {
+    let app = App::spawn_with(|c| {
+        with_jobs(c);
+        c.server.quota_disk_space_bytes = 10;
+        c.server.quota_core_hours = 0.0005;
+    })
+    .await;
+    let a = app.login("alice", "Alice", "A").await;
+    assert_eq!(
+        app.get("/quota/", Some(&a)).await,
+        (
+            200,
+            json!({"message": "Successful.", "success": true, "data": {"quota": {
+                "disk_space": {"used": 0, "max": 10},
+                "core_hours": {"used": "0.00000", "max": "0.00050"}}}})
+        )
+    );
+    let (status, _) = app.get("/quota/", None).await;
+    assert_eq!(status, 401);
+    // Disk: a create past the limit writes nothing.
+    assert_refused(
+        app.post_json(
+            "/workspaces/",
+            Some(&a),
+            &json!({"name": "w", "description": "d",
+                    "workspace_details": {"files": [{"name": "big", "content": "0123456789A"}]}}),
+        )
+        .await,
+        403,
+        "Disk space quota exceeded: 0 bytes used, 11 more requested, 10 allowed.",
+    );
+    assert!(
+        common::tree(&app.root).is_empty(),
+        "{:?}",
+        common::tree(&app.root)
+    );
+    let ws = app
+        .create(
+            &a,
+            &json!({"name": "w", "description": "d",
+                    "workspace_details": {"files": [{"name": "f", "content": "12345678"}]}}),
+        )
+        .await;
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"abc".to_vec()).file_name("more.txt"),
+    );
+    let (status, body) = app
+        .send(
+            app.http
+                .put(app.url(&format!("/workspaces/{ws}/upload/")))
+                .multipart(form),
+            Some(&a),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            403,
+            json!({"success": false, "message":
+                "Disk space quota exceeded: 8 bytes used, 3 more requested, 10 allowed."})
+        )
+    );
+    // Core hours: a job of over 1.8 s uses the 0.0005 h; the next start is refused.
+    let (status, body) = start(
+        &app,
+        &a,
+        ws,
+        &json!({"job_type": "short", "resource_options": {"num_cpus": 1}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["data"]["job"]["id"].as_i64().unwrap();
+    wait_job(&app, &a, id, "complete").await;
+    let (status, body) = start(
+        &app,
+        &a,
+        ws,
+        &json!({"job_type": "echo", "resource_options": {"num_cpus": 1}}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Core hour quota exceeded: 0.000"),
+        "{body}"
+    );
+    app.stop().await;
+}

@@ -208,6 +208,11 @@ pub fn routes(state: RestState) -> impl Fn(&mut web::ServiceConfig) + Clone + Se
                     .default_service(web::to(not_allowed)),
             )
             .service(
+                web::resource("/quota/")
+                    .route(web::get().to(quota))
+                    .default_service(web::to(not_allowed)),
+            )
+            .service(
                 web::resource("/jobs/")
                     .route(web::get().to(list_jobs))
                     .default_service(web::to(not_allowed)),
@@ -398,6 +403,11 @@ async fn put_workspace(
             Err(CoreError::bad("Invalid PUT type passed.").into())
         }
     }
+}
+
+async fn quota(state: web::Data<RestState>, req: HttpRequest) -> Answer {
+    let user = user(&state, &req)?;
+    Ok(envelope(state.uws.quota(user.id)))
 }
 
 async fn list_jobs(state: web::Data<RestState>, req: HttpRequest) -> Answer {
