@@ -26,6 +26,8 @@ pub const GLOBUS_AUTH: &str = "GlobusUserAuthentication";
 pub const LOCAL_STORAGE: &str = "LocalFileSystemStorage";
 /// The local-process resource type.
 pub const LOCAL_RESOURCE: &str = "LocalResource";
+/// The Slurm resource type (through the Slurm commands).
+pub const SLURM_RESOURCE: &str = "SlurmResource";
 /// The generic command job type (`environment_details.<resource>.command`).
 pub const COMMAND_JOB: &str = "CommandJob";
 /// Globus Auth's introspection endpoint, used when `connection_details` names none.
@@ -411,10 +413,10 @@ impl UwsConfig {
                 ));
             };
             let kind = resource.get("resource_type").and_then(Value::as_str);
-            if kind != Some(LOCAL_RESOURCE) {
+            if kind != Some(LOCAL_RESOURCE) && kind != Some(SLURM_RESOURCE) {
                 return Err(invalid(
                     format!("available_resources.{}.resource_type", self.main_resource),
-                    format!("must be \"{LOCAL_RESOURCE}\""),
+                    format!("must be \"{LOCAL_RESOURCE}\" or \"{SLURM_RESOURCE}\""),
                 ));
             }
             if let Some(mapping) = resource.get("parameter_mapping")

@@ -36,14 +36,14 @@ fn pid(resource_job_id: i64) -> Result<Pid> {
         .ok_or(Error::Unknown(resource_job_id))
 }
 
-fn owned_dir(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+pub(crate) fn owned_dir(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     fs::DirBuilder::new()
         .mode(0o700)
         .create(path)
         .and_then(|()| chown(path, Some(uid), Some(gid)))
 }
 
-fn owned_file(path: &Path, uid: u32, gid: u32, mode: u32) -> std::io::Result<fs::File> {
+pub(crate) fn owned_file(path: &Path, uid: u32, gid: u32, mode: u32) -> std::io::Result<fs::File> {
     // create_new is O_CREAT|O_EXCL: a planted symlink is never followed.
     let file = OpenOptions::new()
         .write(true)

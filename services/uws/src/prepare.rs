@@ -20,10 +20,13 @@ use tessera_workspaces::{
     Introspector, JobKind, JobSettings, LoginMode, Resource, Settings, Storage, Uws,
 };
 
-use crate::config::{COMMAND_JOB, GLOBUS_AUTH, GLOBUS_INTROSPECT, PREFIX, UwsConfig};
+use crate::config::{
+    COMMAND_JOB, GLOBUS_AUTH, GLOBUS_INTROSPECT, PREFIX, SLURM_RESOURCE, UwsConfig,
+};
 use crate::introspect::HttpIntrospector;
 use crate::local::LocalResource;
 use crate::rest::{self, RestState, openapi};
+use crate::slurm::SlurmResource;
 use crate::storage::LocalStorage;
 use crate::{Error, Result};
 
@@ -139,6 +142,30 @@ fn job_kinds(config: &UwsConfig) -> std::collections::BTreeMap<String, JobKind> 
         .collect()
 }
 
+/// The provider of a resource entry (`validate` checked its type): `SlurmResource`
+/// submits with the Slurm commands (`connection_details.slurm_conf`, `cpu_partition`,
+/// `time_limit` in minutes); `LocalResource` runs processes.
+fn resource_of(entry: &Value) -> Arc<dyn Resource> {
+    if entry.get("resource_type").and_then(Value::as_str) != Some(SLURM_RESOURCE) {
+        return Arc::new(LocalResource::new());
+    }
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let conf = text(entry.pointer("/connection_details/slurm_conf"));
+    let minutes = entry
+        .get("time_limit")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .unwrap_or(30);
+    let slurm = tessera_slurm::Slurm::new(tessera_slurm::Settings {
+        conf: conf.map(Into::into),
+        ..tessera_slurm::Settings::default()
+    });
+    Arc::new(SlurmResource::new(
+        slurm,
+        text(entry.get("cpu_partition")),
+        minutes,
+    ))
+}
+
 /// The job part's settings; `None` without a main resource.
 fn job_settings(
     config: &UwsConfig,
@@ -147,7 +174,10 @@ fn job_settings(
     let Some(entry) = config.available_resources.get(&config.main_resource) else {
         return Ok(None);
     };
-    let resource = resource.unwrap_or_else(|| Arc::new(LocalResource::new()));
+    let resource = match resource {
+        Some(resource) => resource,
+        None => resource_of(entry),
+    };
     let parameters =
         serde_json::to_value(&config.parameters).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(Some(JobSettings {
