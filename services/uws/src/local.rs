@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, chown};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -36,14 +36,14 @@ fn pid(resource_job_id: i64) -> Result<Pid> {
         .ok_or(Error::Unknown(resource_job_id))
 }
 
-pub(crate) fn owned_dir(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+fn owned_dir(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     fs::DirBuilder::new()
         .mode(0o700)
         .create(path)
         .and_then(|()| chown(path, Some(uid), Some(gid)))
 }
 
-pub(crate) fn owned_file(path: &Path, uid: u32, gid: u32, mode: u32) -> std::io::Result<fs::File> {
+fn owned_file(path: &Path, uid: u32, gid: u32, mode: u32) -> std::io::Result<fs::File> {
     // create_new is O_CREAT|O_EXCL: a planted symlink is never followed.
     let file = OpenOptions::new()
         .write(true)
@@ -55,6 +55,20 @@ pub(crate) fn owned_file(path: &Path, uid: u32, gid: u32, mode: u32) -> std::io:
 }
 
 use std::os::unix::fs::DirBuilderExt;
+
+/// Makes the job's `.<jobid>/` folder in the workspace and its script, both owned by the
+/// job's account (a folder that exists, planted or not, is refused); returns both paths.
+pub(crate) fn job_folder(launch: &Launch) -> Result<(PathBuf, PathBuf)> {
+    let failed = |what: &str, e: std::io::Error| Error::Launch(format!("{what}: {e}"));
+    let (uid, gid) = (launch.account.uid, launch.account.gid);
+    let dir = launch.workspace_dir.join(format!(".{}", launch.job_id));
+    owned_dir(&dir, uid, gid).map_err(|e| failed("job folder", e))?;
+    let script = dir.join(format!("{}.sh", Utc::now().timestamp()));
+    owned_file(&script, uid, gid, 0o700)
+        .and_then(|mut f| f.write_all(launch.script.as_bytes()))
+        .map_err(|e| failed("job script", e))?;
+    Ok((dir, script))
+}
 
 impl LocalResource {
     /// A provider with no jobs.
@@ -83,12 +97,7 @@ impl Resource for LocalResource {
                 launch.account.name
             )));
         }
-        let dir = launch.workspace_dir.join(format!(".{}", launch.job_id));
-        owned_dir(&dir, uid, gid).map_err(|e| failed("job folder", e))?;
-        let script = dir.join(format!("{}.sh", Utc::now().timestamp()));
-        owned_file(&script, uid, gid, 0o700)
-            .and_then(|mut f| f.write_all(launch.script.as_bytes()))
-            .map_err(|e| failed("job script", e))?;
+        let (dir, script) = job_folder(&launch)?;
         let log = owned_file(
             &dir.join(format!("{}_output.log", launch.name)),
             uid,

@@ -7,7 +7,6 @@
 //! running; FAILED → failed; any other end → complete. Core hours are the run time times
 //! the allocated CPUs.
 
-use std::io::Write;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,7 +16,7 @@ use tessera_slurm::{BatchJob, JobState, Slurm};
 use tessera_workspaces::JobStatus;
 use tessera_workspaces::resource::{Error, Launch, Observed, Resource, Result};
 
-use crate::local::{owned_dir, owned_file};
+use crate::local::job_folder;
 
 /// The Slurm resource.
 #[derive(Debug)]
@@ -66,14 +65,7 @@ impl Resource for SlurmResource {
     }
 
     async fn launch(&self, launch: Launch) -> Result<i64> {
-        let failed = |what: &str, e: std::io::Error| Error::Launch(format!("{what}: {e}"));
-        let (uid, gid) = (launch.account.uid, launch.account.gid);
-        let dir = launch.workspace_dir.join(format!(".{}", launch.job_id));
-        owned_dir(&dir, uid, gid).map_err(|e| failed("job folder", e))?;
-        let script = dir.join(format!("{}.sh", Utc::now().timestamp()));
-        owned_file(&script, uid, gid, 0o700)
-            .and_then(|mut f| f.write_all(launch.script.as_bytes()))
-            .map_err(|e| failed("job script", e))?;
+        let (dir, _script) = job_folder(&launch)?;
         let minutes = number(&launch.options, &["time_limit_min", "time_limit"])
             .unwrap_or(self.default_minutes);
         let cpus = number(&launch.options, &["num_cpus", "cpus_per_task", "cpus"]).unwrap_or(1);

@@ -64,6 +64,19 @@ async fn start(app: &App, token: &str, ws: i64, body: &Value) -> (u16, Value) {
         .await
 }
 
+/// Starts a job of `job_type` on one CPU; its id.
+async fn started(app: &App, token: &str, ws: i64, job_type: &str) -> i64 {
+    let (status, body) = start(
+        app,
+        token,
+        ws,
+        &json!({"job_type": job_type, "resource_options": {"num_cpus": 1}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["job"]["id"].as_i64().unwrap()
+}
+
 #[tokio::test]
 async fn start_checks_come_in_the_originals_order_with_its_messages() {
     let (app, a) = jobs_app().await;
@@ -280,15 +293,7 @@ async fn a_failing_job_is_failed() {
     let ws = app
         .create(&a, &json!({"name": "w", "description": "d"}))
         .await;
-    let (status, body) = start(
-        &app,
-        &a,
-        ws,
-        &json!({"job_type": "fails", "resource_options": {"num_cpus": 1}}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let id = body["data"]["job"]["id"].as_i64().unwrap();
+    let id = started(&app, &a, ws, "fails").await;
     wait_job(&app, &a, id, "failed").await;
     app.wait_for(ws, |w| w.is_some_and(|w| w.status.as_str() == "idle"))
         .await;
@@ -362,15 +367,7 @@ async fn a_job_started_before_a_restart_is_still_monitored() {
     let ws = app
         .create(&a, &json!({"name": "w", "description": "d"}))
         .await;
-    let (status, body) = start(
-        &app,
-        &a,
-        ws,
-        &json!({"job_type": "short", "resource_options": {"num_cpus": 1}}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let id = body["data"]["job"]["id"].as_i64().unwrap();
+    let id = started(&app, &a, ws, "short").await;
     wait_job(&app, &a, id, "running").await;
     let dir = app.stop_keeping_dir().await;
 
@@ -431,15 +428,7 @@ async fn the_job_websocket_needs_the_owners_token_and_reports_every_change() {
     let ws = app
         .create(&a, &json!({"name": "w", "description": "d"}))
         .await;
-    let (status, body) = start(
-        &app,
-        &a,
-        ws,
-        &json!({"job_type": "sleeper", "resource_options": {"num_cpus": 1}}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let id = body["data"]["job"]["id"].as_i64().unwrap();
+    let id = started(&app, &a, ws, "sleeper").await;
     wait_job(&app, &a, id, "running").await;
 
     assert_eq!(socket(&app, id, None).await.err(), Some(401));
@@ -534,15 +523,7 @@ async fn quotas_refuse_starts_and_uploads_past_the_limits() {
         )
     );
     // Core hours: a job of over 1.8 s uses the 0.0005 h; the next start is refused.
-    let (status, body) = start(
-        &app,
-        &a,
-        ws,
-        &json!({"job_type": "short", "resource_options": {"num_cpus": 1}}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let id = body["data"]["job"]["id"].as_i64().unwrap();
+    let id = started(&app, &a, ws, "short").await;
     wait_job(&app, &a, id, "complete").await;
     let (status, body) = start(
         &app,
