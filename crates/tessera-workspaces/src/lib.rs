@@ -9,17 +9,27 @@
 //! - [`identity`]: the token-introspection port;
 //! - [`state`]: every record in memory, written through to the DAO protocol;
 //! - [`service`]: [`Uws`], every rule, message and check order of the routes;
+//! - [`jobs`]: start, list, stop, the job monitors; [`resource`]: the resource port;
+//!   [`params`]: resource-option validation with the original's messages; [`quota`]: disk
+//!   space and core-hour limits, enforced;
 //! - [`worker`]: the background queue (scans, deletions, share copies).
 
 pub mod identity;
+pub mod jobs;
 pub mod model;
+pub mod params;
+pub mod quota;
+pub mod resource;
 pub mod service;
 pub mod state;
 pub mod storage;
 pub mod worker;
 
 pub use identity::{Identity, Introspector};
+pub use jobs::{JobEvent, JobKind, JobSettings};
 pub use model::{Job, JobStatus, Share, Token, User, Workspace, WorkspaceStatus};
+pub use quota::{Quota, Used};
+pub use resource::{Launch, Observed, Resource};
 pub use service::{Body, LoginMode, Reply, Settings, Uws};
 pub use storage::{Account, Entry, EntryName, Scan, Storage};
 pub use worker::Task;

@@ -237,6 +237,11 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Whether the job has ended (complete or failed).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Complete | Self::Failed)
+    }
+
     /// Whether the job blocks deleting its workspace (§A10.10: pending and running do).
     pub fn blocks_deletion(self) -> bool {
         matches!(self, Self::Pending | Self::Running)

@@ -9,7 +9,10 @@ use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use serde_json::{Map, Value, json};
 
+use tokio::sync::broadcast;
+
 use crate::identity::{self, Identity, Introspector};
+use crate::jobs::{JobEvent, JobSettings};
 use crate::model::{
     API_CLIENTS_GROUP, CurrentDetails, Named, Share, Token, User, Workspace, WorkspaceDetails,
     WorkspaceStatus, iso_z, now_micros, workspace_matches,
@@ -45,6 +48,16 @@ impl Reply {
             data: None,
         }
     }
+
+    /// A reply with `data`.
+    pub fn with_data(message: impl Into<String>, data: Value) -> Self {
+        Self::new(message, data)
+    }
+
+    /// A reply without `data`.
+    pub fn bare_message(message: impl Into<String>) -> Self {
+        Self::bare(message)
+    }
 }
 
 /// How `POST /tokens/` logs users in.
@@ -70,6 +83,8 @@ pub struct Settings {
     pub job_types: BTreeMap<String, String>,
     /// The `parameters` list of the config.
     pub parameters: Value,
+    /// Every user's limits.
+    pub quota: crate::quota::Quota,
 }
 
 /// The time source.
@@ -77,12 +92,15 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// The core.
 pub struct Uws {
-    records: Records,
-    storage: Arc<dyn Storage>,
+    pub(crate) records: Records,
+    pub(crate) storage: Arc<dyn Storage>,
     introspector: Option<Arc<dyn Introspector>>,
     settings: Settings,
-    queue: Queue,
+    pub(crate) queue: Queue,
     clock: Clock,
+    pub(crate) jobs: Option<JobSettings>,
+    pub(crate) events: broadcast::Sender<JobEvent>,
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl fmt::Debug for Uws {
@@ -132,6 +150,17 @@ fn token_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Bytes of the files among `entries`.
+fn written(entries: &[Entry]) -> i64 {
+    entries
+        .iter()
+        .map(|e| match e {
+            Entry::File { content, .. } => i64::try_from(content.len()).unwrap_or(i64::MAX),
+            Entry::Symlink { .. } => 0,
+        })
+        .fold(0, i64::saturating_add)
+}
+
 /// What `workspace_details` asks for, checked before anything is written.
 struct Requested {
     entries: Vec<Entry>,
@@ -157,12 +186,22 @@ impl Uws {
                 settings,
                 queue,
                 clock,
+                jobs: None,
+                events: crate::jobs::events(),
+                closing: tokio::sync::watch::channel(false).0,
             },
             rx,
         )
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    /// The core with jobs (a resource, job types, parameters).
+    #[must_use]
+    pub fn with_jobs(mut self, jobs: JobSettings) -> Self {
+        self.jobs = Some(jobs);
+        self
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         now_micros((self.clock)())
     }
 
@@ -622,7 +661,7 @@ impl Uws {
         Ok(Requested { entries, request })
     }
 
-    fn check_job_type(&self, job_type: &str) -> Result<()> {
+    pub(crate) fn check_job_type(&self, job_type: &str) -> Result<()> {
         if self.settings.job_types.contains_key(job_type) {
             Ok(())
         } else {
@@ -662,6 +701,7 @@ impl Uws {
         }
         let account = self.account_of(user).await?;
         let requested = self.requested(body.get("workspace_details")).await?;
+        self.check_disk_space(user.id, written(&requested.entries))?;
         // The directory is new: what it holds is what the request asked for, so the scan
         // the original queued here is not needed.
         let mut current = CurrentDetails::default();
@@ -824,6 +864,7 @@ impl Uws {
                 .map_err(|_| Error::bad(format!("Invalid file path specified {filename}")))?;
             entries.push(Entry::File { name, content });
         }
+        self.check_disk_space(user.id, written(&entries))?;
         self.storage
             .write(&workspace.file_path, &account, entries)
             .await
@@ -1416,6 +1457,7 @@ mod tests {
             token_lifetime: Duration::seconds(60),
             job_types: BTreeMap::new(),
             parameters: json!([]),
+            quota: crate::quota::Quota::default(),
         };
         Uws::new(
             records,

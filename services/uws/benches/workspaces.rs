@@ -15,56 +15,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{Served, cpu_seconds, env, free_port, rss_mib, serve, uptime};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// utime + stime of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb / 1024.0
-}
-
-fn uptime() -> String {
-    Command::new("uptime")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
 
 /// Sends `request` and reads one response; returns its status.
 async fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut Vec<u8>) -> u16 {
@@ -122,15 +82,6 @@ async fn load(port: u16, request: Arc<Vec<u8>>, concurrency: u64, seconds: u64) 
     done.load(Ordering::Relaxed)
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn measure(
     name: &str,
     pid: u32,
@@ -161,55 +112,16 @@ async fn main() {
     let concurrency = env("UWS_BENCH_CONCURRENCY", 32);
     let workers = env("UWS_BENCH_WORKERS", 2);
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    std::fs::create_dir_all(&root).unwrap();
     let port = free_port();
-    let config = json!({
-        "api_user_authentication": "local",
-        "main_storage": "local",
-        "available_user_authentication": {"local": {"name": "Local", "user_authentication_type": "LocalUserAuthentication", "connection_details": {}}},
-        "available_storage": {"local": {"name": "Local", "storage_type": "LocalFileSystemStorage", "user_authentication": "local", "root_dir": root, "connection_details": {}, "account_mapping": "service", "min_uid": 0}},
-        "available_resources": {},
-        "available_job_types": {"jupyter_lab": {"name": "JupyterLab", "job_type": "JupyterLabJob", "environment_details": {}}},
-        "parameters": [],
-        "server": {"port": port, "workers": workers, "log_level": "WARN", "embedded_db_path": dir.path().join("uws.sqlite")},
-    });
-    let file = dir.path().join("uws.json");
-    std::fs::write(&file, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-    let bin = env!("CARGO_BIN_EXE_uws");
-    let out = Command::new(bin)
-        .args([
-            "--config",
-            file.to_str().unwrap(),
-            "api-client",
-            "create",
-            "--username",
-            "portal",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let client_token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let server = Server(
-        Command::new(bin)
-            .args(["--config", file.to_str().unwrap(), "serve"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let pid = server.0.id();
-    let base = format!("http://127.0.0.1:{port}");
+    let mut config = common::config(dir.path(), port, workers);
+    config["available_job_types"] = json!({"jupyter_lab": {"name": "JupyterLab", "job_type": "JupyterLabJob", "environment_details": {}}});
+    let Served {
+        server: _server,
+        pid,
+        client_token,
+        base,
+    } = serve(env!("CARGO_BIN_EXE_uws"), dir.path(), &config, port).await;
     let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http.get(format!("{base}/status/")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!("idle RSS: {:.1} MiB", rss_mib(pid));
 

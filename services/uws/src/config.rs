@@ -24,6 +24,12 @@ pub const LOCAL_AUTH: &str = "LocalUserAuthentication";
 pub const GLOBUS_AUTH: &str = "GlobusUserAuthentication";
 /// The storage type of the local file system.
 pub const LOCAL_STORAGE: &str = "LocalFileSystemStorage";
+/// The local-process resource type.
+pub const LOCAL_RESOURCE: &str = "LocalResource";
+/// The Slurm resource type (through the Slurm commands).
+pub const SLURM_RESOURCE: &str = "SlurmResource";
+/// The generic command job type (`environment_details.<resource>.command`).
+pub const COMMAND_JOB: &str = "CommandJob";
 /// Globus Auth's introspection endpoint, used when `connection_details` names none.
 pub const GLOBUS_INTROSPECT: &str = "https://auth.globus.org/v2/oauth2/token/introspect";
 
@@ -189,6 +195,10 @@ pub struct ServerConfig {
     pub token_lifetime_seconds: u64,
     /// Seconds between polls of a running job (the original busy-polled).
     pub job_poll_interval_seconds: u64,
+    /// Every user's disk space limit in bytes (0: unlimited).
+    pub quota_disk_space_bytes: i64,
+    /// Every user's core-hour limit (0: unlimited).
+    pub quota_core_hours: f64,
 }
 
 impl Default for ServerConfig {
@@ -208,6 +218,8 @@ impl Default for ServerConfig {
             embedded: EmbeddedConfig::default(),
             token_lifetime_seconds: 86_400,
             job_poll_interval_seconds: 5,
+            quota_disk_space_bytes: 0,
+            quota_core_hours: 0.0,
         }
     }
 }
@@ -252,6 +264,17 @@ impl UwsConfig {
                     create_users: false,
                     min_uid: 0,
                 },
+            )]),
+            main_resource: "local".into(),
+            available_resources: BTreeMap::from([(
+                "local".into(),
+                serde_json::json!({
+                    "name": "Local",
+                    "resource_type": LOCAL_RESOURCE,
+                    "storage": "local",
+                    "user_authentication": "local",
+                    "parameter_mapping": {"num_cpus": "num_cpus"},
+                }),
             )]),
             available_job_types: BTreeMap::from([(
                 "jupyter_lab".into(),
@@ -382,13 +405,33 @@ impl UwsConfig {
                 ));
             }
         }
-        if !self.main_resource.is_empty()
-            && !self.available_resources.contains_key(&self.main_resource)
-        {
-            return Err(invalid(
-                "main_resource",
-                "names no entry of available_resources",
-            ));
+        if !self.main_resource.is_empty() {
+            let Some(resource) = self.available_resources.get(&self.main_resource) else {
+                return Err(invalid(
+                    "main_resource",
+                    "names no entry of available_resources",
+                ));
+            };
+            let kind = resource.get("resource_type").and_then(Value::as_str);
+            if kind != Some(LOCAL_RESOURCE) && kind != Some(SLURM_RESOURCE) {
+                return Err(invalid(
+                    format!("available_resources.{}.resource_type", self.main_resource),
+                    format!("must be \"{LOCAL_RESOURCE}\" or \"{SLURM_RESOURCE}\""),
+                ));
+            }
+            if let Some(mapping) = resource.get("parameter_mapping")
+                && !mapping
+                    .as_object()
+                    .is_some_and(|m| m.values().all(Value::is_string))
+            {
+                return Err(invalid(
+                    format!(
+                        "available_resources.{}.parameter_mapping",
+                        self.main_resource
+                    ),
+                    "must map option names to names",
+                ));
+            }
         }
         for (i, p) in self.parameters.iter().enumerate() {
             if !["int", "bool", "str", "float"].contains(&p.validation.kind.as_str()) {
@@ -425,6 +468,18 @@ impl UwsConfig {
             return Err(invalid(
                 "server.job_poll_interval_seconds",
                 "must be at least 1",
+            ));
+        }
+        if self.server.quota_disk_space_bytes < 0 {
+            return Err(invalid(
+                "server.quota_disk_space_bytes",
+                "must be 0 (unlimited) or more",
+            ));
+        }
+        if !(self.server.quota_core_hours >= 0.0 && self.server.quota_core_hours.is_finite()) {
+            return Err(invalid(
+                "server.quota_core_hours",
+                "must be 0 (unlimited) or more",
             ));
         }
         tessera_service::backends::validate_store(PREFIX, &self.server.mongo)?;

@@ -8,6 +8,8 @@
 //! - [`config`]: [`UwsConfig`], the original's `config.json` plus a `server` section;
 //! - [`storage`]: the local file-system provider of the storage port (`root_dir`
 //!   confinement, no symlink following, OS accounts);
+//! - [`local`]: the local-process provider of the resource port; [`slurm`]: the Slurm
+//!   provider (on `tessera-slurm`);
 //! - [`introspect`]: RFC 7662 token introspection (Globus Auth, any OIDC provider);
 //! - [`rest`]: the HTTP translator, the envelope and the one status mapping;
 //! - [`prepare`]: the composition root; [`prepare::Overrides`] for tests;
@@ -16,9 +18,11 @@
 pub mod cli;
 pub mod config;
 pub mod introspect;
+pub mod local;
 pub mod prepare;
 pub mod rest;
 pub mod service;
+pub mod slurm;
 pub mod storage;
 
 pub use config::UwsConfig;

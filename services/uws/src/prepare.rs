@@ -12,14 +12,21 @@ use tessera_embedded::EmbeddedStore;
 use tessera_http::HttpStack;
 use tessera_kit::dao::DaoFactory;
 use tessera_service::{Backends, Part, Role};
+use tessera_workspaces::params::Parameter;
 use tessera_workspaces::service::Clock;
 use tessera_workspaces::state::Records;
 use tessera_workspaces::worker::Receiver;
-use tessera_workspaces::{Introspector, LoginMode, Settings, Storage, Uws};
+use tessera_workspaces::{
+    Introspector, JobKind, JobSettings, LoginMode, Resource, Settings, Storage, Uws,
+};
 
-use crate::config::{GLOBUS_AUTH, GLOBUS_INTROSPECT, PREFIX, UwsConfig};
+use crate::config::{
+    COMMAND_JOB, GLOBUS_AUTH, GLOBUS_INTROSPECT, PREFIX, SLURM_RESOURCE, UwsConfig,
+};
 use crate::introspect::HttpIntrospector;
+use crate::local::LocalResource;
 use crate::rest::{self, RestState, openapi};
+use crate::slurm::SlurmResource;
 use crate::storage::LocalStorage;
 use crate::{Error, Result};
 
@@ -36,6 +43,8 @@ pub struct Overrides {
     pub introspector: Option<Arc<dyn Introspector>>,
     /// The clock.
     pub clock: Option<Clock>,
+    /// The resource jobs run on.
+    pub resource: Option<Arc<dyn Resource>>,
 }
 
 impl fmt::Debug for Overrides {
@@ -110,6 +119,77 @@ fn dependencies(config: &UwsConfig) -> Value {
     })
 }
 
+/// What each job type runs on the main resource: a `CommandJob` its
+/// `environment_details.<main_resource>.command`; anything else cannot run yet.
+fn job_kinds(config: &UwsConfig) -> std::collections::BTreeMap<String, JobKind> {
+    config
+        .available_job_types
+        .iter()
+        .map(|(key, t)| {
+            let command = t
+                .environment_details
+                .get(&config.main_resource)
+                .and_then(|d| d.get("command"))
+                .and_then(Value::as_str);
+            let kind = match (t.job_type.as_str(), command) {
+                (COMMAND_JOB, Some(command)) => JobKind::Command {
+                    command: command.to_owned(),
+                },
+                _ => JobKind::Misconfigured,
+            };
+            (key.clone(), kind)
+        })
+        .collect()
+}
+
+/// The provider of a resource entry (`validate` checked its type): `SlurmResource`
+/// submits with the Slurm commands (`connection_details.slurm_conf`, `cpu_partition`,
+/// `time_limit` in minutes); `LocalResource` runs processes.
+fn resource_of(entry: &Value) -> Arc<dyn Resource> {
+    if entry.get("resource_type").and_then(Value::as_str) != Some(SLURM_RESOURCE) {
+        return Arc::new(LocalResource::new());
+    }
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let conf = text(entry.pointer("/connection_details/slurm_conf"));
+    let minutes = entry
+        .get("time_limit")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .unwrap_or(30);
+    let slurm = tessera_slurm::Slurm::new(tessera_slurm::Settings {
+        conf: conf.map(Into::into),
+        ..tessera_slurm::Settings::default()
+    });
+    Arc::new(SlurmResource::new(
+        slurm,
+        text(entry.get("cpu_partition")),
+        minutes,
+    ))
+}
+
+/// The job part's settings; `None` without a main resource.
+fn job_settings(
+    config: &UwsConfig,
+    resource: Option<Arc<dyn Resource>>,
+) -> Result<Option<JobSettings>> {
+    let Some(entry) = config.available_resources.get(&config.main_resource) else {
+        return Ok(None);
+    };
+    let resource = match resource {
+        Some(resource) => resource,
+        None => resource_of(entry),
+    };
+    let parameters =
+        serde_json::to_value(&config.parameters).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Some(JobSettings {
+        resource,
+        kinds: job_kinds(config),
+        parameters: Parameter::from_config(&parameters),
+        parameter_mapping: entry.get("parameter_mapping").cloned(),
+        root_dir: config.storage()?.root_dir.clone(),
+        poll_interval: Duration::from_secs(config.server.job_poll_interval_seconds.max(1)),
+    }))
+}
+
 /// Builds every provider and the core. Validates the config first, so a bad key fails
 /// here with the key's name.
 pub async fn prepare(config: UwsConfig, mut overrides: Overrides) -> Result<Core> {
@@ -157,12 +237,19 @@ pub async fn prepare(config: UwsConfig, mut overrides: Overrides) -> Result<Core
             .collect(),
         parameters: serde_json::to_value(&config.parameters)
             .map_err(|e| Error::Internal(e.to_string()))?,
+        quota: tessera_workspaces::Quota {
+            max_disk_space: Some(config.server.quota_disk_space_bytes).filter(|b| *b > 0),
+            max_core_hours: Some(config.server.quota_core_hours).filter(|h| *h > 0.0),
+        },
     };
     let clock = overrides
         .clock
         .take()
         .unwrap_or_else(|| Arc::new(chrono::Utc::now));
-    let (uws, worker) = Uws::new(records, storage, introspector, settings, clock);
+    let (mut uws, worker) = Uws::new(records, storage, introspector, settings, clock);
+    if let Some(jobs) = job_settings(&config, overrides.resource.take())? {
+        uws = uws.with_jobs(jobs);
+    }
     let uws = Arc::new(uws);
     let rest = RestState {
         uws: uws.clone(),
@@ -209,7 +296,12 @@ impl Core {
             "worker",
             Role::Rest,
             move |shutdown| async move {
+                let resumed = uws.resume_monitors();
+                if resumed > 0 {
+                    tracing::info!(jobs = resumed, "job monitors resumed");
+                }
                 uws.run_worker(rx, shutdown.wait()).await;
+                uws.close_monitors();
                 Ok(())
             },
         ))

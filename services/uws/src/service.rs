@@ -60,7 +60,9 @@ impl Service for Core {
     }
 
     fn parts(&self) -> Result<Vec<Part<Error>>> {
-        Ok(vec![self.rest_part()?, self.worker_part()?])
+        // The worker stops first: it ends the job monitors and closes the job websockets,
+        // which the REST server's graceful stop would otherwise wait for.
+        Ok(vec![self.worker_part()?, self.rest_part()?])
     }
 
     async fn command(

@@ -208,6 +208,26 @@ pub fn routes(state: RestState) -> impl Fn(&mut web::ServiceConfig) + Clone + Se
                     .default_service(web::to(not_allowed)),
             )
             .service(
+                web::resource("/quota/")
+                    .route(web::get().to(quota))
+                    .default_service(web::to(not_allowed)),
+            )
+            .service(
+                web::resource("/jobs/")
+                    .route(web::get().to(list_jobs))
+                    .default_service(web::to(not_allowed)),
+            )
+            .service(
+                web::resource("/jobs/{id}/")
+                    .route(web::get().to(get_job))
+                    .default_service(web::to(not_allowed)),
+            )
+            .service(
+                web::resource("/jobs/{id}/{put_type}/")
+                    .route(web::put().to(put_job))
+                    .default_service(web::to(not_allowed)),
+            )
+            .service(
                 web::resource("/shared_workspaces/")
                     .route(web::get().to(list_shares))
                     .route(web::post().to(share))
@@ -356,7 +376,7 @@ async fn put_workspace(
     state: web::Data<RestState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    payload: Multipart,
+    payload: web::Payload,
 ) -> Answer {
     let user = user(&state, &req)?;
     let (raw, put_type) = path.into_inner();
@@ -364,14 +384,124 @@ async fn put_workspace(
     match put_type.to_lowercase().as_str() {
         "upload" => {
             state.uws.writable(&user, id).await?;
-            let files = read_files(payload).await?;
+            let files = read_files(Multipart::new(req.headers(), payload)).await?;
             Ok(envelope(state.uws.upload(&user, id, files).await?))
+        }
+        "start" => {
+            let bytes = payload
+                .to_bytes_limited(64 * 1024 * 1024)
+                .await
+                .map_err(|_| CoreError::bad("Invalid JSON: the body is too large."))?
+                .map_err(|e| CoreError::bad(format!("Invalid JSON: {e}")))?;
+            let order = tessera_workspaces::params::option_order(&bytes);
+            Ok(envelope(
+                state.uws.start(&user, id, body(&bytes), &order).await?,
+            ))
         }
         _ => {
             state.uws.writable(&user, id).await?;
             Err(CoreError::bad("Invalid PUT type passed.").into())
         }
     }
+}
+
+async fn quota(state: web::Data<RestState>, req: HttpRequest) -> Answer {
+    let user = user(&state, &req)?;
+    Ok(envelope(state.uws.quota(user.id)))
+}
+
+async fn list_jobs(state: web::Data<RestState>, req: HttpRequest) -> Answer {
+    let user = user(&state, &req)?;
+    Ok(envelope(state.uws.list_jobs(&user, None, &query(&req))?))
+}
+
+async fn get_job(
+    state: web::Data<RestState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Answer {
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if is_upgrade {
+        return job_socket(&state, &req, &path, payload);
+    }
+    let user = user(&state, &req)?;
+    // §A10.5: an id that is not the caller's (or not a number) is an empty listing.
+    let id = path.parse::<i64>().unwrap_or(-1);
+    Ok(envelope(state.uws.list_jobs(
+        &user,
+        Some(id),
+        &BTreeMap::new(),
+    )?))
+}
+
+/// The websocket `/jobs/<id>/` (§A2): the same token as the HTTP API (the
+/// `UWS-Authorization` header, or `?token=<key>` for browsers, which cannot set headers on
+/// websockets) and only the job's owner; then `{status, current_job_details}` now and after
+/// every change. The original had no authentication.
+fn job_socket(state: &RestState, req: &HttpRequest, raw: &str, payload: web::Payload) -> Answer {
+    let credential = header_value(req).or_else(|| {
+        query(req)
+            .get("token")
+            .map(|token| format!("Token {token}"))
+    });
+    let user = Uws::require(state.uws.authenticate(credential.as_deref())?)?;
+    let id = id(raw)?;
+    let job = state.uws.owned_job(user.id, id).ok_or_else(|| {
+        CoreError::refused(Kind::NotFound, format!("Job {id} not found for user."))
+    })?;
+    let mut events = state.uws.subscribe();
+    let mut closing = state.uws.closing();
+    let (response, mut session, mut incoming) = actix_ws::handle(req, payload)
+        .map_err(|e| CoreError::bad(format!("Invalid websocket request: {e}")))?;
+    let first = json!({
+        "status": job.status,
+        "current_job_details": job.job_details["current_job_details"],
+    });
+    actix_web::rt::spawn(async move {
+        if session.text(first.to_string()).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) if event.job_id == id => {
+                        if session.text(event.message.to_string()).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                _ = closing.wait_for(|c| *c) => break,
+                message = incoming.next() => match message {
+                    Some(Ok(actix_ws::Message::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(actix_ws::Message::Close(_)) | Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        let _ = session.close(None).await;
+    });
+    Ok(response)
+}
+
+async fn put_job(
+    state: web::Data<RestState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Answer {
+    let user = user(&state, &req)?;
+    let (raw, put_type) = path.into_inner();
+    let id = id(&raw)?;
+    Ok(envelope(state.uws.put_job(&user, id, &put_type).await?))
 }
 
 /// Every file part of a multipart body (each one, even when a field repeats).

@@ -110,6 +110,14 @@ impl App {
         }
     }
 
+    /// Stops the service and hands back its directory (store, storage root) for a restart.
+    pub async fn stop_keeping_dir(mut self) -> tempfile::TempDir {
+        if let Some(running) = self.running.take() {
+            running.stop().await.unwrap();
+        }
+        self._dir
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
