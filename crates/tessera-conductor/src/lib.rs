@@ -31,8 +31,8 @@ pub use datastore::{Datastore, UploadRequest};
 pub use identity::{Identity, Settings, hash_api_key, idhash};
 pub use model::{PermissionClaims, PermissionGrant, PermissionRow, Profile, SignedIn, User};
 pub use packages::{LoadJob, PackageRecord, Packages, PackagesSettings, Publish};
-pub use search::{PackageIndex, PackageStats, SearchQuery};
 pub use ports::{Clock, SystemClock, TokenCodec, TokenError, TokenKind};
+pub use search::{PackageIndex, PackageStats, SearchQuery};
 
 /// The service whose permission tokens the datastore accepts.
 pub const DATASTORE_SERVICE: &str = "os.datastore";

@@ -152,7 +152,9 @@ impl CsvChecker {
                 R::OutputFull => {
                     if self.out.len() >= MAX_ROW_BYTES {
                         self.records += 1;
-                        return Err(self.fail_at(None, format!("longer than {MAX_ROW_BYTES} bytes")));
+                        return Err(
+                            self.fail_at(None, format!("longer than {MAX_ROW_BYTES} bytes"))
+                        );
                     }
                     let len = self.out.len() * 2;
                     self.out.resize(len, 0);
@@ -185,7 +187,9 @@ impl CsvChecker {
             match std::str::from_utf8(cell(i)) {
                 Ok(s) => cells.push(s),
                 Err(_) => {
-                    return Err(self.fail_at(None, "the bytes are not valid UTF-8 (encoding error)"));
+                    return Err(
+                        self.fail_at(None, "the bytes are not valid UTF-8 (encoding error)")
+                    );
                 }
             }
         }
@@ -194,7 +198,10 @@ impl CsvChecker {
             for (i, field) in fields.iter().enumerate() {
                 match cells.get(i) {
                     None => {
-                        return Err(self.fail(format!("the header has no label for field {:?}", field.name)));
+                        return Err(self.fail(format!(
+                            "the header has no label for field {:?}",
+                            field.name
+                        )));
                     }
                     Some(label) if *label != field.name => {
                         return Err(self.fail(format!(
@@ -218,16 +225,23 @@ impl CsvChecker {
             return Err(self.fail_at(None, "the row is blank"));
         }
         if cells.len() > fields.len() {
-            return Err(self.fail_at(None, format!(
-                "{} cells for {} fields (extra cell)",
-                cells.len(),
-                fields.len()
-            )));
+            return Err(self.fail_at(
+                None,
+                format!(
+                    "{} cells for {} fields (extra cell)",
+                    cells.len(),
+                    fields.len()
+                ),
+            ));
         }
         if cells.len() < fields.len() {
             return Err(self.fail_at(
                 Some(&fields[cells.len()].name),
-                format!("{} cells for {} fields (missing cell)", cells.len(), fields.len()),
+                format!(
+                    "{} cells for {} fields (missing cell)",
+                    cells.len(),
+                    fields.len()
+                ),
             ));
         }
         let missing = &self.resource.missing_values;
@@ -256,8 +270,18 @@ impl CsvChecker {
             }
         }
         if !self.resource.primary_key.is_empty() {
-            let key: Vec<&str> = self.resource.primary_key.iter().map(|i| cells[*i]).collect();
-            if self.resource.primary_key.iter().any(|i| missing.iter().any(|m| m == cells[*i])) {
+            let key: Vec<&str> = self
+                .resource
+                .primary_key
+                .iter()
+                .map(|i| cells[*i])
+                .collect();
+            if self
+                .resource
+                .primary_key
+                .iter()
+                .any(|i| missing.iter().any(|m| m == cells[*i]))
+            {
                 return Err(self.fail_at(None, "a primary key value is missing"));
             }
             let hash = self.hash(&key);
@@ -322,7 +346,12 @@ impl Loader {
                 "{key} is larger than {MAX_DESCRIPTOR_BYTES} bytes"
             )));
         }
-        let mut body = self.store.get(key, None).await.map_err(|e| missing(key, e))?.body;
+        let mut body = self
+            .store
+            .get(key, None)
+            .await
+            .map_err(|e| missing(key, e))?
+            .body;
         let mut out = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
         while let Some(chunk) = body.next().await {
             out.extend_from_slice(&chunk?);
@@ -345,10 +374,11 @@ impl Loader {
             .as_str()
             .rsplit_once('/')
             .map(|(d, _)| d.to_owned())
-            .ok_or_else(|| LoadError::Invalid("the descriptor is not inside a package directory".into()))?;
+            .ok_or_else(|| {
+                LoadError::Invalid("the descriptor is not inside a package directory".into())
+            })?;
         let bytes = self.read_small(descriptor_key).await?;
-        let descriptor =
-            PackageDescriptor::parse(&bytes).map_err(|e| LoadError::Invalid(e.0))?;
+        let descriptor = PackageDescriptor::parse(&bytes).map_err(|e| LoadError::Invalid(e.0))?;
         let mut keys = Vec::with_capacity(descriptor.resources.len());
         let mut total = 0u64;
         for resource in &descriptor.resources {
@@ -369,7 +399,12 @@ impl Loader {
         progress(0.0);
         for (resource, key) in descriptor.resources.iter().zip(&keys) {
             let mut checker = CsvChecker::new(resource.clone());
-            let mut body = self.store.get(key, None).await.map_err(|e| missing(key, e))?.body;
+            let mut body = self
+                .store
+                .get(key, None)
+                .await
+                .map_err(|e| missing(key, e))?
+                .body;
             while let Some(chunk) = body.next().await {
                 let chunk = chunk?;
                 checker.feed(&chunk)?;
@@ -406,7 +441,11 @@ impl Loader {
         let length = text.len() as u64;
         let body = futures::stream::once(async move { Ok(Bytes::from(text)) }).boxed();
         self.store
-            .put(&key, body, PutRequest::new(length).content_type("application/json"))
+            .put(
+                &key,
+                body,
+                PutRequest::new(length).content_type("application/json"),
+            )
             .await?;
         progress(1.0);
         Ok(Loaded {
@@ -429,7 +468,8 @@ mod tests {
     use super::*;
 
     fn resource(schema: Value) -> Resource {
-        let d = json!({"name": "p", "resources": [{"name": "r", "path": "r.csv", "schema": schema}]});
+        let d =
+            json!({"name": "p", "resources": [{"name": "r", "path": "r.csv", "schema": schema}]});
         PackageDescriptor::parse(d.to_string().as_bytes())
             .unwrap()
             .resources
@@ -460,11 +500,23 @@ mod tests {
     #[test]
     fn errors_name_the_resource_row_and_field() {
         let cases: [(&[u8], &str); 8] = [
-            (b"id,amount\n1,x\n", "resource \"r\": row 2 field \"amount\": \"x\" is not a number"),
-            (b"id,amount\n1,2\n1,3\n", "row 3 field \"id\": \"1\" is not unique"),
-            (b"id,amount\n1,\n", "row 2 field \"amount\": a value is required"),
+            (
+                b"id,amount\n1,x\n",
+                "resource \"r\": row 2 field \"amount\": \"x\" is not a number",
+            ),
+            (
+                b"id,amount\n1,2\n1,3\n",
+                "row 3 field \"id\": \"1\" is not unique",
+            ),
+            (
+                b"id,amount\n1,\n",
+                "row 2 field \"amount\": a value is required",
+            ),
             (b"id,amount\n1,2,3\n", "extra cell"),
-            (b"id,amount\n1\n", "row 2 field \"amount\": 1 cells for 2 fields (missing cell)"),
+            (
+                b"id,amount\n1\n",
+                "row 2 field \"amount\": 1 cells for 2 fields (missing cell)",
+            ),
             (b"id,amt\n1,2\n", "header label \"amt\""),
             (b"id,amount\n1,\xFF\n", "encoding"),
             (b"", "empty"),
@@ -479,10 +531,18 @@ mod tests {
     fn primary_keys_and_dialects() {
         let schema = json!({"fields": [{"name": "a"}, {"name": "b"}], "primaryKey": ["a", "b"]});
         assert!(check(schema.clone(), b"a,b\nx,y\nx,z\n", 3).is_ok());
-        assert!(check(schema, b"a,b\nx,y\nx,y\n", 3).unwrap_err().to_string().contains("primary key"));
+        assert!(
+            check(schema, b"a,b\nx,y\nx,y\n", 3)
+                .unwrap_err()
+                .to_string()
+                .contains("primary key")
+        );
         let d = json!({"name": "p", "resources": [{"name": "r", "path": "r.csv",
             "dialect": {"delimiter": ";"}, "schema": {"fields": [{"name": "a"}, {"name": "b"}]}}]});
-        let r = PackageDescriptor::parse(d.to_string().as_bytes()).unwrap().resources.remove(0);
+        let r = PackageDescriptor::parse(d.to_string().as_bytes())
+            .unwrap()
+            .resources
+            .remove(0);
         let mut c = CsvChecker::new(r);
         c.feed(b"a;b\n\"x;1\";2\n").unwrap();
         assert_eq!(c.finish().unwrap(), 1);

@@ -158,7 +158,10 @@ impl PackageRecord {
 
     /// The owner (`package.owner`).
     pub fn owner(&self) -> &str {
-        self.package.get("owner").and_then(Value::as_str).unwrap_or("")
+        self.package
+            .get("owner")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     /// Whether it is private.
@@ -206,19 +209,28 @@ pub fn build_model(loaded: &Loaded) -> Value {
             let Some(column_type) = &field.column_type else {
                 continue;
             };
-            let title = field.raw.get("title").cloned().unwrap_or_else(|| json!(field.name));
+            let title = field
+                .raw
+                .get("title")
+                .cloned()
+                .unwrap_or_else(|| json!(field.name));
             if column_type == "value" || column_type.starts_with("value:") {
-                let mut measure = json!({"source": field.name, "title": title, "columnType": column_type});
+                let mut measure =
+                    json!({"source": field.name, "title": title, "columnType": column_type});
                 if let Some(currency) = field.raw.get("currency") {
                     measure["currency"] = currency.clone();
                 }
                 measures.insert(field.name.clone(), measure);
                 continue;
             }
-            let group = column_type.split(':').next().unwrap_or(column_type).to_owned();
-            let dimension = dimensions.entry(group.clone()).or_insert_with(|| {
-                json!({"dimensionType": group, "attributes": {}, "primaryKey": []})
-            });
+            let group = column_type
+                .split(':')
+                .next()
+                .unwrap_or(column_type)
+                .to_owned();
+            let dimension = dimensions.entry(group.clone()).or_insert_with(
+                || json!({"dimensionType": group, "attributes": {}, "primaryKey": []}),
+            );
             dimension["attributes"][&field.name] =
                 json!({"source": field.name, "title": title, "columnType": column_type});
             if let Some(keys) = dimension["primaryKey"].as_array_mut() {
@@ -329,7 +341,10 @@ impl Packages {
             .settings
             .url_prefixes
             .iter()
-            .find_map(|p| url.strip_prefix(p.as_str()).and_then(|r| r.strip_prefix('/')))
+            .find_map(|p| {
+                url.strip_prefix(p.as_str())
+                    .and_then(|r| r.strip_prefix('/'))
+            })
             .ok_or_else(refused)?;
         if !rest.ends_with("/datapackage.json") || rest.split('/').count() < 3 {
             return Err(refused());
@@ -375,7 +390,9 @@ impl Packages {
             None => match self.jobs.insert(&job).await {
                 Ok(()) => {}
                 // Another upload of the URL won the race: report its job.
-                Err(dao::Error::AlreadyExists { .. }) => return Ok(self.jobs.get_by_id(url).await?),
+                Err(dao::Error::AlreadyExists { .. }) => {
+                    return Ok(self.jobs.get_by_id(url).await?);
+                }
                 Err(e) => return Err(e.into()),
             },
             Some(_) => self.jobs.upsert(&job).await?,
@@ -399,7 +416,8 @@ impl Packages {
         let by = |status: &str| Filter::from([("status".to_owned(), json!(status))]);
         let mut jobs = self.jobs.find_all(&by(QUEUED)).await?;
         jobs.sort_by_key(|j| j.queued_at);
-        let stale = self.clock.now() - i64::try_from(self.settings.lease.as_secs()).unwrap_or(i64::MAX);
+        let stale =
+            self.clock.now() - i64::try_from(self.settings.lease.as_secs()).unwrap_or(i64::MAX);
         let mut loading = self.jobs.find_all(&by(LOADING)).await?;
         loading.retain(|j| j.heartbeat < stale);
         jobs.extend(loading);
@@ -430,7 +448,10 @@ impl Packages {
         current.heartbeat = self.clock.now();
         self.jobs.update(&current).await?;
         if attempt > 1 {
-            let _ = self.leases.delete(&format!("{}#{}", job.url, attempt - 1)).await;
+            let _ = self
+                .leases
+                .delete(&format!("{}#{}", job.url, attempt - 1))
+                .await;
         }
         Ok(Some(current))
     }
@@ -450,7 +471,8 @@ impl Packages {
 
     /// Runs a claimed job to `done` or `fail`, writing progress about every `beat`.
     pub async fn run(&self, job: LoadJob, beat: Duration) -> Result<()> {
-        let key = ObjectKey::parse(job.key.clone()).map_err(|e| Error::BadRequest(e.to_string()))?;
+        let key =
+            ObjectKey::parse(job.key.clone()).map_err(|e| Error::BadRequest(e.to_string()))?;
         let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
         let sink = progress.clone();
         let mut report = move |p: f64| sink.store(p.to_bits(), Ordering::Relaxed);
@@ -500,7 +522,10 @@ impl Packages {
         }
         current.heartbeat = self.clock.now();
         self.jobs.update(&current).await?;
-        let _ = self.leases.delete(&format!("{}#{}", job.url, job.attempt)).await;
+        let _ = self
+            .leases
+            .delete(&format!("{}#{}", job.url, job.attempt))
+            .await;
         Ok(())
     }
 
@@ -558,7 +583,9 @@ impl Packages {
             Err(e) => return Err(e.into()),
         };
         if record.owner() != userid {
-            return Err(Error::Forbidden(format!("package {id} belongs to another user")));
+            return Err(Error::Forbidden(format!(
+                "package {id} belongs to another user"
+            )));
         }
         Ok(record)
     }
@@ -591,21 +618,36 @@ impl Packages {
         payload["published"] = json!(!private);
         record.push_event(PACKAGE_PUBLISHED, payload);
         self.records.update(&record).await?;
-        self.index.put(&record).await.map_err(|e| Error::Index(e.0))?;
+        self.index
+            .put(&record)
+            .await
+            .map_err(|e| Error::Index(e.0))?;
         Ok(!private)
     }
 
     /// `/package/update_params`: `body` MUST hold a string `params` (else `BadRequest`);
     /// it becomes `package.defaultParams` whole, as the original's.
-    pub async fn update_params(&self, userid: &str, id: &str, body: Map<String, Value>) -> Result<()> {
+    pub async fn update_params(
+        &self,
+        userid: &str,
+        id: &str,
+        body: Map<String, Value>,
+    ) -> Result<()> {
         if !matches!(body.get("params"), Some(Value::String(_))) {
-            return Err(Error::BadRequest("No 'params' key or bad params value.".into()));
+            return Err(Error::BadRequest(
+                "No 'params' key or bad params value.".into(),
+            ));
         }
         let mut record = self.owned(userid, id).await?;
-        record.package.insert("defaultParams".into(), Value::Object(body));
+        record
+            .package
+            .insert("defaultParams".into(), Value::Object(body));
         record.last_update = self.clock.now() as f64;
         self.records.update(&record).await?;
-        self.index.put(&record).await.map_err(|e| Error::Index(e.0))?;
+        self.index
+            .put(&record)
+            .await
+            .map_err(|e| Error::Index(e.0))?;
         Ok(())
     }
 
@@ -632,12 +674,18 @@ impl Packages {
         payload["purged"] = json!(purge);
         record.push_event(PACKAGE_DELETED, payload);
         self.records.update(&record).await?;
-        self.index.remove(&record.id).await.map_err(|e| Error::Index(e.0))?;
+        self.index
+            .remove(&record.id)
+            .await
+            .map_err(|e| Error::Index(e.0))?;
         if purge {
             let prefix = format!("{}/{}/", record.owner(), record.dataset);
             let objects = self.store.list(&prefix).await.map_err(Error::Objects)?;
             for object in objects {
-                self.store.delete(&object.key).await.map_err(Error::Objects)?;
+                self.store
+                    .delete(&object.key)
+                    .await
+                    .map_err(Error::Objects)?;
             }
         }
         tracing::info!(id = %record.id, purge, "package deleted");
@@ -646,7 +694,10 @@ impl Packages {
 
     /// `/search/package`.
     pub async fn search(&self, query: &SearchQuery) -> Result<Vec<Value>> {
-        self.index.search(query).await.map_err(|e| Error::Index(e.0))
+        self.index
+            .search(query)
+            .await
+            .map_err(|e| Error::Index(e.0))
     }
 
     /// `/package/stats`.
@@ -660,7 +711,10 @@ impl Packages {
         self.index.clear().await.map_err(|e| Error::Index(e.0))?;
         let mut n = 0;
         for record in records.iter().filter(|r| !r.deleted) {
-            self.index.put(record).await.map_err(|e| Error::Index(e.0))?;
+            self.index
+                .put(record)
+                .await
+                .map_err(|e| Error::Index(e.0))?;
             n += 1;
         }
         Ok(n)
@@ -723,7 +777,10 @@ mod tests {
 
     #[test]
     fn authors_are_masked() {
-        assert_eq!(mask_author("Ada Lovelace <ada@example.org>"), "Ada Lovelace <ada@not.shown>");
+        assert_eq!(
+            mask_author("Ada Lovelace <ada@example.org>"),
+            "Ada Lovelace <ada@not.shown>"
+        );
         assert_eq!(mask_author("Ada"), "Ada");
     }
 

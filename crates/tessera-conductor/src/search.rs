@@ -12,7 +12,14 @@ use serde_json::Value;
 use crate::packages::PackageRecord;
 
 /// The top-level fields a filter may start with, and the fields a result holds.
-pub const RESULT_FIELDS: [&str; 6] = ["id", "model", "package", "origin_url", "loaded", "last_update"];
+pub const RESULT_FIELDS: [&str; 6] = [
+    "id",
+    "model",
+    "package",
+    "origin_url",
+    "loaded",
+    "last_update",
+];
 
 /// The text fields `q` searches (under `package.`).
 pub const TEXT_FIELDS: [&str; 7] = [
@@ -47,7 +54,8 @@ impl FieldPath {
             && segments.iter().all(|s| {
                 !s.is_empty()
                     && s.len() <= 64
-                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
             });
         ok.then_some(Self(segments))
     }
@@ -88,12 +96,18 @@ pub struct SearchQuery {
 impl SearchQuery {
     /// The words of `q`: letters and digits, lower-cased, at most 16.
     pub fn words(&self) -> Vec<String> {
+        let mut words = self.words_unbounded();
+        words.truncate(16);
+        words
+    }
+
+    /// Every word of `q` (providers index a record's text with this).
+    pub fn words_unbounded(&self) -> Vec<String> {
         self.q
             .as_deref()
             .unwrap_or("")
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
-            .take(16)
             .map(str::to_lowercase)
             .collect()
     }
@@ -106,16 +120,22 @@ impl SearchQuery {
             .and_then(|p| p.get("private"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let loaded = record.get("loaded").and_then(Value::as_bool).unwrap_or(true);
+        let loaded = record
+            .get("loaded")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         let owner = package.and_then(|p| p.get("owner")).and_then(Value::as_str);
-        let visible = (!private && loaded)
-            || self.userid.as_deref().is_some_and(|u| Some(u) == owner);
+        let visible =
+            (!private && loaded) || self.userid.as_deref().is_some_and(|u| Some(u) == owner);
         visible
-            && self.filters.iter().all(|(path, values)| match path.get(record) {
-                Some(Value::Array(items)) => items.iter().any(|i| values.contains(i)),
-                Some(v) => values.contains(v),
-                None => false,
-            })
+            && self
+                .filters
+                .iter()
+                .all(|(path, values)| match path.get(record) {
+                    Some(Value::Array(items)) => items.iter().any(|i| values.contains(i)),
+                    Some(v) => values.contains(v),
+                    None => false,
+                })
     }
 }
 
@@ -160,15 +180,23 @@ pub mod suite {
 
     use super::*;
 
-    fn record(owner: &str, name: &str, title: &str, country: &str, private: bool, updated: f64, rows: u64) -> PackageRecord {
+    fn record(
+        owner: &str,
+        name: &str,
+        title: &str,
+        country: &str,
+        private: bool,
+        updated: f64,
+        rows: u64,
+    ) -> PackageRecord {
         PackageRecord {
             id: format!("{owner}:{name}"),
             model: json!({"measures": {"amount": {"source": "amount"}}}),
             package: json!({"name": name, "title": title, "owner": owner, "private": private,
                 "countryCode": country, "count_of_rows": rows, "keywords": ["budget", name]})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
             origin_url: format!("http://x/{owner}/{name}/datapackage.json"),
             dataset: name.to_owned(),
             author: None,
@@ -202,11 +230,30 @@ pub mod suite {
     #[allow(clippy::unwrap_used, clippy::too_many_lines)]
     pub async fn run(index: &dyn PackageIndex) {
         index.clear().await.unwrap();
-        assert_eq!(index.search(&query(None, None)).await.unwrap(), Vec::<Value>::new());
+        assert_eq!(
+            index.search(&query(None, None)).await.unwrap(),
+            Vec::<Value>::new()
+        );
         let records = [
-            record("alice", "budget-2020", "Berlin budget 2020", "DE", false, 3.0, 10),
+            record(
+                "alice",
+                "budget-2020",
+                "Berlin budget 2020",
+                "DE",
+                false,
+                3.0,
+                10,
+            ),
             record("alice", "secret", "Secret spending", "DE", true, 4.0, 5),
-            record("bob", "roads", "Road spending in Paris", "FR", false, 2.0, 7),
+            record(
+                "bob",
+                "roads",
+                "Road spending in Paris",
+                "FR",
+                false,
+                2.0,
+                7,
+            ),
             record("bob", "schools", "Schools budget", "FR", false, 2.0, 1),
         ];
         for r in &records {
@@ -218,11 +265,29 @@ pub mod suite {
         let first = all[0].as_object().unwrap();
         let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["id", "last_update", "loaded", "model", "origin_url", "package"]);
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "last_update",
+                "loaded",
+                "model",
+                "origin_url",
+                "package"
+            ]
+        );
         assert_eq!(all[0]["package"]["countryCode"], "DE");
         // The owner also sees their private package; others do not.
         let alice = index.search(&query(None, Some("alice"))).await.unwrap();
-        assert_eq!(ids(&alice), ["alice:secret", "alice:budget-2020", "bob:roads", "bob:schools"]);
+        assert_eq!(
+            ids(&alice),
+            [
+                "alice:secret",
+                "alice:budget-2020",
+                "bob:roads",
+                "bob:schools"
+            ]
+        );
         let bob = index.search(&query(None, Some("bob"))).await.unwrap();
         assert!(!ids(&bob).contains(&"alice:secret"));
         // Text: any word, case-insensitive, over the text fields.
@@ -230,25 +295,58 @@ pub mod suite {
         let mut found = ids(&budget);
         found.sort_unstable();
         assert_eq!(found, ["alice:budget-2020", "bob:schools"]);
-        let spending = index.search(&query(Some("spending"), Some("alice"))).await.unwrap();
+        let spending = index
+            .search(&query(Some("spending"), Some("alice")))
+            .await
+            .unwrap();
         let mut found = ids(&spending);
         found.sort_unstable();
         assert_eq!(found, ["alice:secret", "bob:roads"]);
-        assert!(index.search(&query(Some("nothing-like-it"), None)).await.unwrap().is_empty());
-        assert_eq!(ids(&index.search(&query(Some("paris"), None)).await.unwrap()), ["bob:roads"]);
+        assert!(
+            index
+                .search(&query(Some("nothing-like-it"), None))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            ids(&index.search(&query(Some("paris"), None)).await.unwrap()),
+            ["bob:roads"]
+        );
         // The owner field is searchable.
-        assert_eq!(index.search(&query(Some("bob"), None)).await.unwrap().len(), 2);
+        assert_eq!(
+            index.search(&query(Some("bob"), None)).await.unwrap().len(),
+            2
+        );
         // Filters: OR within, AND across; lists match any element.
         let mut q = query(None, None);
-        q.filters = vec![(FieldPath::parse("package.countryCode").unwrap(), vec![json!("FR"), json!("XX")])];
-        assert_eq!(ids(&index.search(&q).await.unwrap()), ["bob:roads", "bob:schools"]);
-        q.filters.push((FieldPath::parse("package.name").unwrap(), vec![json!("schools")]));
+        q.filters = vec![(
+            FieldPath::parse("package.countryCode").unwrap(),
+            vec![json!("FR"), json!("XX")],
+        )];
+        assert_eq!(
+            ids(&index.search(&q).await.unwrap()),
+            ["bob:roads", "bob:schools"]
+        );
+        q.filters.push((
+            FieldPath::parse("package.name").unwrap(),
+            vec![json!("schools")],
+        ));
         assert_eq!(ids(&index.search(&q).await.unwrap()), ["bob:schools"]);
-        q.filters = vec![(FieldPath::parse("package.keywords").unwrap(), vec![json!("roads")])];
+        q.filters = vec![(
+            FieldPath::parse("package.keywords").unwrap(),
+            vec![json!("roads")],
+        )];
         assert_eq!(ids(&index.search(&q).await.unwrap()), ["bob:roads"]);
-        q.filters = vec![(FieldPath::parse("package.count_of_rows").unwrap(), vec![json!(7)])];
+        q.filters = vec![(
+            FieldPath::parse("package.count_of_rows").unwrap(),
+            vec![json!(7)],
+        )];
         assert_eq!(ids(&index.search(&q).await.unwrap()), ["bob:roads"]);
-        q.filters = vec![(FieldPath::parse("package.private").unwrap(), vec![json!(true)])];
+        q.filters = vec![(
+            FieldPath::parse("package.private").unwrap(),
+            vec![json!(true)],
+        )];
         assert!(index.search(&q).await.unwrap().is_empty());
         q.userid = Some("alice".into());
         assert_eq!(ids(&index.search(&q).await.unwrap()), ["alice:secret"]);
@@ -268,7 +366,10 @@ pub mod suite {
         unloaded.loaded = false;
         index.put(&unloaded).await.unwrap();
         assert_eq!(index.search(&query(None, None)).await.unwrap().len(), 3);
-        assert_eq!(index.search(&query(None, Some("bob"))).await.unwrap().len(), 4);
+        assert_eq!(
+            index.search(&query(None, Some("bob"))).await.unwrap().len(),
+            4
+        );
         assert_eq!(
             index.stats().await.unwrap(),
             PackageStats {

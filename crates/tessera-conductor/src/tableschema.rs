@@ -232,14 +232,18 @@ impl Cell {
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 200
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
         && name != "."
         && name != ".."
 }
 
-fn text<'a>(map: &'a Map<String, Value>, key: &str, place: &str) -> Result<Option<&'a str>, DescriptorError> {
+fn text<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+    place: &str,
+) -> Result<Option<&'a str>, DescriptorError> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -247,15 +251,27 @@ fn text<'a>(map: &'a Map<String, Value>, key: &str, place: &str) -> Result<Optio
     }
 }
 
-fn one_char(map: &Map<String, Value>, key: &str, default: u8, place: &str) -> Result<u8, DescriptorError> {
+fn one_char(
+    map: &Map<String, Value>,
+    key: &str,
+    default: u8,
+    place: &str,
+) -> Result<u8, DescriptorError> {
     match text(map, key, place)? {
         None => Ok(default),
         Some(s) if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
-        Some(s) => Err(err(format!("{place}: {key} {s:?} must be one ASCII character"))),
+        Some(s) => Err(err(format!(
+            "{place}: {key} {s:?} must be one ASCII character"
+        ))),
     }
 }
 
-fn flag(map: &Map<String, Value>, key: &str, default: bool, place: &str) -> Result<bool, DescriptorError> {
+fn flag(
+    map: &Map<String, Value>,
+    key: &str,
+    default: bool,
+    place: &str,
+) -> Result<bool, DescriptorError> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
@@ -292,7 +308,10 @@ impl PackageDescriptor {
         for (i, resource) in list.iter().enumerate() {
             let resource = Resource::parse(resource, i)?;
             if resources.iter().any(|r| r.name == resource.name) {
-                return Err(err(format!("resource {:?}: the name is used twice", resource.name)));
+                return Err(err(format!(
+                    "resource {:?}: the name is used twice",
+                    resource.name
+                )));
             }
             resources.push(resource);
         }
@@ -326,7 +345,9 @@ impl Resource {
                 return Err(err(format!("{place}: multipart paths are not supported")));
             }
             _ if map.contains_key("data") => {
-                return Err(err(format!("{place}: inline data is not supported, give a path")));
+                return Err(err(format!(
+                    "{place}: inline data is not supported, give a path"
+                )));
             }
             _ => return Err(err(format!("{place}: no path"))),
         };
@@ -336,7 +357,9 @@ impl Resource {
             || path.contains("://")
             || path.split('/').any(|s| matches!(s, "" | "." | ".."))
         {
-            return Err(err(format!("{place}: path {path:?} must be a relative path inside the package")));
+            return Err(err(format!(
+                "{place}: path {path:?} must be a relative path inside the package"
+            )));
         }
         let format = text(map, "format", &place)?;
         let is_csv = match format {
@@ -349,7 +372,9 @@ impl Resource {
         if let Some(encoding) = text(map, "encoding", &place)? {
             let e = encoding.to_ascii_lowercase();
             if !matches!(e.as_str(), "utf-8" | "utf8" | "utf-8-sig") {
-                return Err(err(format!("{place}: encoding {encoding:?} is not supported (UTF-8 only)")));
+                return Err(err(format!(
+                    "{place}: encoding {encoding:?} is not supported (UTF-8 only)"
+                )));
             }
         }
         let dialect = match map.get("dialect") {
@@ -368,19 +393,28 @@ impl Resource {
         let schema = match map.get("schema") {
             Some(Value::Object(s)) => s,
             Some(Value::String(_)) => {
-                return Err(err(format!("{place}: a schema by reference is not supported, inline it")));
+                return Err(err(format!(
+                    "{place}: a schema by reference is not supported, inline it"
+                )));
             }
             _ => return Err(err(format!("{place}: no schema"))),
         };
         let fields_json = match schema.get("fields") {
             Some(Value::Array(f)) if !f.is_empty() => f,
-            _ => return Err(err(format!("{place}: schema.fields must be a non-empty list"))),
+            _ => {
+                return Err(err(format!(
+                    "{place}: schema.fields must be a non-empty list"
+                )));
+            }
         };
         let mut fields: Vec<Field> = Vec::with_capacity(fields_json.len());
         for (i, field) in fields_json.iter().enumerate() {
             let field = Field::parse(field, i, &place)?;
             if fields.iter().any(|f| f.name == field.name) {
-                return Err(err(format!("{place} field {:?}: the name is used twice", field.name)));
+                return Err(err(format!(
+                    "{place} field {:?}: the name is used twice",
+                    field.name
+                )));
             }
             fields.push(field);
         }
@@ -448,7 +482,11 @@ impl Field {
                     "email" => StringFormat::Email,
                     "uri" => StringFormat::Uri,
                     "uuid" => StringFormat::Uuid,
-                    other => return Err(err(format!("{place}: string format {other:?} is not supported"))),
+                    other => {
+                        return Err(err(format!(
+                            "{place}: string format {other:?} is not supported"
+                        )));
+                    }
                 };
             }
             FieldType::Date => match format_name {
@@ -457,7 +495,11 @@ impl Field {
                     check_date_format(f).map_err(|m| err(format!("{place}: {m}")))?;
                     date_format = Some(f.to_owned());
                 }
-                other => return Err(err(format!("{place}: date format {other:?} is not supported"))),
+                other => {
+                    return Err(err(format!(
+                        "{place}: date format {other:?} is not supported"
+                    )));
+                }
             },
             _ if format_name != "default" => {
                 return Err(err(format!(
@@ -507,7 +549,11 @@ impl Field {
         Ok(field)
     }
 
-    fn parse_constraints(&self, c: &Map<String, Value>, place: &str) -> Result<Constraints, DescriptorError> {
+    fn parse_constraints(
+        &self,
+        c: &Map<String, Value>,
+        place: &str,
+    ) -> Result<Constraints, DescriptorError> {
         let length = |key: &str| -> Result<Option<usize>, DescriptorError> {
             match c.get(key) {
                 None | Some(Value::Null) => Ok(None),
@@ -529,10 +575,11 @@ impl Field {
         };
         let pattern = match text(c, "pattern", place)? {
             None => None,
-            Some(p) => Some(
-                Regex::new(&format!("^(?:{p})$"))
-                    .map_err(|e| err(format!("{place}: pattern {p:?} is not a regular expression: {e}")))?,
-            ),
+            Some(p) => Some(Regex::new(&format!("^(?:{p})$")).map_err(|e| {
+                err(format!(
+                    "{place}: pattern {p:?} is not a regular expression: {e}"
+                ))
+            })?),
         };
         let one_of = match c.get("enum") {
             None | Some(Value::Null) => None,
@@ -540,8 +587,12 @@ impl Field {
                 values
                     .iter()
                     .map(|v| {
-                        self.constraint_value(v)
-                            .ok_or_else(|| err(format!("{place}: enum value {v} is not a {}", self.ty.name())))
+                        self.constraint_value(v).ok_or_else(|| {
+                            err(format!(
+                                "{place}: enum value {v} is not a {}",
+                                self.ty.name()
+                            ))
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             ),
@@ -584,7 +635,10 @@ impl Field {
                     StringFormat::Default => {}
                     StringFormat::Email => {
                         let ok = cell.split_once('@').is_some_and(|(l, d)| {
-                            !l.is_empty() && !d.is_empty() && !cell.contains(char::is_whitespace) && !d.contains('@')
+                            !l.is_empty()
+                                && !d.is_empty()
+                                && !cell.contains(char::is_whitespace)
+                                && !d.contains('@')
                         });
                         if !ok {
                             return Err(format!("{cell:?} is not an email address"));
@@ -593,8 +647,13 @@ impl Field {
                     StringFormat::Uri => {
                         let ok = cell.split_once(':').is_some_and(|(scheme, rest)| {
                             !rest.is_empty()
-                                && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+                                && scheme
+                                    .chars()
+                                    .next()
+                                    .is_some_and(|c| c.is_ascii_alphabetic())
+                                && scheme.chars().all(|c| {
+                                    c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')
+                                })
                         }) && !cell.contains(char::is_whitespace);
                         if !ok {
                             return Err(format!("{cell:?} is not a URI"));
@@ -609,9 +668,12 @@ impl Field {
                 Ok(Cell::Text(cell.to_owned()))
             }
             FieldType::Any => Ok(Cell::Text(cell.to_owned())),
-            FieldType::Integer => parse_integer(cell, self.bare_number, self.group_char).ok_or_else(bad),
+            FieldType::Integer => {
+                parse_integer(cell, self.bare_number, self.group_char).ok_or_else(bad)
+            }
             FieldType::Number => {
-                parse_number(cell, self.bare_number, self.decimal_char, self.group_char).ok_or_else(bad)
+                parse_number(cell, self.bare_number, self.decimal_char, self.group_char)
+                    .ok_or_else(bad)
             }
             FieldType::Boolean => {
                 if self.true_values.iter().any(|v| v == cell) {
@@ -627,11 +689,15 @@ impl Field {
                 Some(format) => parse_date_with(cell, format).ok_or_else(bad),
             },
             FieldType::Datetime => parse_datetime(cell).ok_or_else(bad),
-            FieldType::Time => parse_time(cell).map(|s| Cell::Moment(0, 0, 0, s)).ok_or_else(bad),
+            FieldType::Time => parse_time(cell)
+                .map(|s| Cell::Moment(0, 0, 0, s))
+                .ok_or_else(bad),
             FieldType::Year => {
                 let digits = cell.strip_prefix('-').unwrap_or(cell);
                 if digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit()) {
-                    cell.parse().map(|y| Cell::Moment(y, 0, 0, 0)).map_err(|_| bad())
+                    cell.parse()
+                        .map(|y| Cell::Moment(y, 0, 0, 0))
+                        .map_err(|_| bad())
                 } else {
                     Err(bad())
                 }
@@ -679,7 +745,9 @@ impl Field {
             return Err(format!("{cell:?} does not match the pattern"));
         }
         if let Some(one_of) = &c.one_of
-            && !one_of.iter().any(|v| v.compare(&value) == Some(Ordering::Equal))
+            && !one_of
+                .iter()
+                .any(|v| v.compare(&value) == Some(Ordering::Equal))
         {
             return Err(format!("{cell:?} is not one of the enum values"));
         }
@@ -796,7 +864,9 @@ fn check_date_format(format: &str) -> Result<(), String> {
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
         if c == '%' && !matches!(chars.next(), Some('Y' | 'm' | 'd' | '%')) {
-            return Err(format!("date format {format:?}: only %Y, %m and %d are supported"));
+            return Err(format!(
+                "date format {format:?}: only %Y, %m and %d are supported"
+            ));
         }
     }
     Ok(())
@@ -816,7 +886,11 @@ fn parse_date_with(cell: &str, format: &str) -> Option<Cell> {
                 continue;
             }
             let max = if spec == 'Y' { 4 } else { 2 };
-            let len = rest.bytes().take(max).take_while(u8::is_ascii_digit).count();
+            let len = rest
+                .bytes()
+                .take(max)
+                .take_while(u8::is_ascii_digit)
+                .count();
             if len == 0 || (spec == 'Y' && len != 4) {
                 return None;
             }
@@ -842,7 +916,11 @@ fn parse_time(cell: &str) -> Option<u32> {
     if b.len() < 8 || b[2] != b':' || b[5] != b':' {
         return None;
     }
-    let (h, m, s) = (digits(&cell[0..2], 2)?, digits(&cell[3..5], 2)?, digits(&cell[6..8], 2)?);
+    let (h, m, s) = (
+        digits(&cell[0..2], 2)?,
+        digits(&cell[3..5], 2)?,
+        digits(&cell[6..8], 2)?,
+    );
     if h > 23 || m > 59 || s > 59 {
         return None;
     }
@@ -906,7 +984,8 @@ mod tests {
         for bad in ["abc", "1,5", "1.2.3", "inf1", "e3", "."] {
             assert!(num.check(bad).is_err(), "{bad}");
         }
-        let grouped = field(json!({"name": "n", "type": "number", "groupChar": ",", "decimalChar": "."}));
+        let grouped =
+            field(json!({"name": "n", "type": "number", "groupChar": ",", "decimalChar": "."}));
         assert_eq!(grouped.cast("1,234.5").unwrap(), Cell::Number(1234.5));
         let date = field(json!({"name": "d", "type": "date"}));
         assert!(date.check("2020-02-29").is_ok());
@@ -940,7 +1019,8 @@ mod tests {
         let s = field(json!({"name": "s", "constraints": {"pattern": "[A-Z]{2}", "minLength": 2}}));
         assert!(s.check("DE").is_ok());
         assert!(s.check("DEU").is_err());
-        let d = field(json!({"name": "d", "type": "date", "constraints": {"minimum": "2000-01-01"}}));
+        let d =
+            field(json!({"name": "d", "type": "date", "constraints": {"minimum": "2000-01-01"}}));
         assert!(d.check("1999-12-31").is_err());
         assert!(d.check("2000-01-01").is_ok());
     }
@@ -955,15 +1035,35 @@ mod tests {
             (json!({"resources": []}), "no name"),
             (json!({"name": "P", "resources": [{}]}), "name \"P\""),
             (json!({"name": "p", "resources": []}), "non-empty"),
-            (json!({"name": "p", "resources": [{"name": "r", "path": "../x.csv", "schema": {"fields": [{"name": "a"}]}}]}), "relative"),
-            (json!({"name": "p", "resources": [{"name": "r", "path": "x.csv", "schema": {"fields": [{"name": "a", "type": "decimal"}]}}]}), "\"decimal\""),
-            (json!({"name": "p", "resources": [{"name": "r", "path": "x.csv"}]}), "no schema"),
-            (json!({"name": "p", "resources": [{"name": "r", "path": "x.csv", "schema": {"fields": [{"name": "a"}], "primaryKey": "b"}}]}), "primaryKey"),
-            (json!({"name": "p", "resources": [{"name": "r", "path": "x.csv", "encoding": "latin-1", "schema": {"fields": [{"name": "a"}]}}]}), "encoding"),
+            (
+                json!({"name": "p", "resources": [{"name": "r", "path": "../x.csv", "schema": {"fields": [{"name": "a"}]}}]}),
+                "relative",
+            ),
+            (
+                json!({"name": "p", "resources": [{"name": "r", "path": "x.csv", "schema": {"fields": [{"name": "a", "type": "decimal"}]}}]}),
+                "\"decimal\"",
+            ),
+            (
+                json!({"name": "p", "resources": [{"name": "r", "path": "x.csv"}]}),
+                "no schema",
+            ),
+            (
+                json!({"name": "p", "resources": [{"name": "r", "path": "x.csv", "schema": {"fields": [{"name": "a"}], "primaryKey": "b"}}]}),
+                "primaryKey",
+            ),
+            (
+                json!({"name": "p", "resources": [{"name": "r", "path": "x.csv", "encoding": "latin-1", "schema": {"fields": [{"name": "a"}]}}]}),
+                "encoding",
+            ),
         ] {
             let e = PackageDescriptor::parse(bad.to_string().as_bytes()).unwrap_err();
             assert!(e.0.contains(says), "{e} should say {says}");
         }
-        assert!(PackageDescriptor::parse(b"{nope").unwrap_err().0.contains("not valid JSON"));
+        assert!(
+            PackageDescriptor::parse(b"{nope")
+                .unwrap_err()
+                .0
+                .contains("not valid JSON")
+        );
     }
 }

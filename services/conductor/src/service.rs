@@ -52,7 +52,7 @@ impl Service for Core {
         about: "OpenSpending conductor: OIDC login, permission tokens, datastore uploads",
         long_about: LONG_ABOUT,
         version: crate::VERSION,
-        roles: &[Role::Rest],
+        roles: &[Role::Rest, Role::Workers],
         migrations: false,
     };
 
@@ -72,7 +72,11 @@ impl Service for Core {
     }
 
     fn parts(&self) -> Result<Vec<Part<Error>>> {
-        Ok(vec![self.rest_part()?])
+        Ok(vec![
+            self.rest_part()?,
+            self.loader_part(),
+            self.relay_part(),
+        ])
     }
 
     async fn command(
