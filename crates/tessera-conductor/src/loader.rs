@@ -339,6 +339,16 @@ impl Loader {
         Self { store }
     }
 
+    /// The bytes of `key`; a missing object is an invalid package.
+    async fn body(&self, key: &ObjectKey) -> Result<objects::ByteStream, LoadError> {
+        Ok(self
+            .store
+            .get(key, None)
+            .await
+            .map_err(|e| missing(key, e))?
+            .body)
+    }
+
     async fn read_small(&self, key: &ObjectKey) -> Result<Bytes, LoadError> {
         let meta = self.store.head(key).await.map_err(|e| missing(key, e))?;
         if meta.size > MAX_DESCRIPTOR_BYTES {
@@ -346,12 +356,7 @@ impl Loader {
                 "{key} is larger than {MAX_DESCRIPTOR_BYTES} bytes"
             )));
         }
-        let mut body = self
-            .store
-            .get(key, None)
-            .await
-            .map_err(|e| missing(key, e))?
-            .body;
+        let mut body = self.body(key).await?;
         let mut out = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
         while let Some(chunk) = body.next().await {
             out.extend_from_slice(&chunk?);
@@ -399,12 +404,7 @@ impl Loader {
         progress(0.0);
         for (resource, key) in descriptor.resources.iter().zip(&keys) {
             let mut checker = CsvChecker::new(resource.clone());
-            let mut body = self
-                .store
-                .get(key, None)
-                .await
-                .map_err(|e| missing(key, e))?
-                .body;
+            let mut body = self.body(key).await?;
             while let Some(chunk) = body.next().await {
                 let chunk = chunk?;
                 checker.feed(&chunk)?;

@@ -544,13 +544,15 @@ impl Packages {
             Some(a) => package.insert("author".into(), json!(a)),
             None => package.remove("author"),
         };
-        let previous = match self.records.get_by_id(&id).await {
-            Ok(r) if !r.deleted => Some(r),
-            Ok(_) | Err(dao::Error::NotFound { .. }) => None,
+        let existing = match self.records.get_by_id(&id).await {
+            Ok(r) => Some(r),
+            Err(dao::Error::NotFound { .. }) => None,
             Err(e) => return Err(e.into()),
         };
-        if let Some(params) = previous
+        // A tombstone's parameters are gone, but its events still go out.
+        if let Some(params) = existing
             .as_ref()
+            .filter(|p| !p.deleted)
             .and_then(|p| p.package.get("defaultParams"))
         {
             package.insert("defaultParams".into(), params.clone());
@@ -566,7 +568,7 @@ impl Packages {
             loaded: true,
             last_update: self.clock.now() as f64,
             deleted: false,
-            outbox: previous.map(|p| p.outbox).unwrap_or_default(),
+            outbox: existing.map(|p| p.outbox).unwrap_or_default(),
             outbox_pending: false,
         };
         record.outbox_pending = !record.outbox.is_empty();
@@ -782,6 +784,68 @@ mod tests {
             "Ada Lovelace <ada@not.shown>"
         );
         assert_eq!(mask_author("Ada"), "Ada");
+    }
+
+    async fn core(dir: &std::path::Path) -> Packages {
+        let store = tessera_embedded::EmbeddedStore::open(dir.join("db.sqlite")).unwrap();
+        let objects =
+            tessera_embedded::LocalObjectStore::open(&tessera_embedded::LocalObjectsConfig {
+                objects_root: dir.join("objects"),
+                ..tessera_embedded::LocalObjectsConfig::default()
+            })
+            .unwrap();
+        let factory: &dyn tessera_kit::dao::DaoFactory = &store;
+        Packages::new(
+            tessera_kit::dao::JsonDao::open(factory, LoadJob::spec("jobs"))
+                .await
+                .unwrap(),
+            tessera_kit::dao::JsonDao::open(factory, JobLease::spec("leases"))
+                .await
+                .unwrap(),
+            tessera_kit::dao::JsonDao::open(factory, PackageRecord::spec("packages"))
+                .await
+                .unwrap(),
+            Arc::new(crate::search::MockPackageIndex::new()),
+            Arc::new(objects),
+            Arc::new(crate::SystemClock),
+            PackagesSettings {
+                url_prefixes: vec!["http://ds".into()],
+                lease: Duration::from_secs(30),
+                topic: Topic::try_from("t").unwrap(),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn one_worker_wins_each_attempt_and_a_running_job_is_not_queued_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = Arc::new(core(dir.path()).await);
+        let url = "http://ds/u1/p/datapackage.json";
+        assert!(matches!(
+            packages.upload("u2", url).await,
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(
+            packages
+                .upload("u1", "http://elsewhere/u1/p/datapackage.json")
+                .await,
+            Err(Error::BadRequest(_))
+        ));
+        let job = packages.upload("u1", url).await.unwrap();
+        assert_eq!(job.status, QUEUED);
+        // Many workers claim the same job at once: exactly one gets it.
+        let claims = futures::future::join_all((0..8).map(|_| {
+            let (packages, job) = (packages.clone(), job.clone());
+            async move { packages.claim(&job).await.unwrap() }
+        }))
+        .await;
+        let won: Vec<_> = claims.into_iter().flatten().collect();
+        assert_eq!(won.len(), 1);
+        assert_eq!((won[0].status.as_str(), won[0].attempt), (LOADING, 1));
+        // Uploading again while it runs changes nothing; a fresh job is not claimable.
+        assert_eq!(packages.upload("u1", url).await.unwrap().status, LOADING);
+        assert!(packages.claimable().await.unwrap().is_empty());
+        assert!(packages.claim(&job).await.unwrap().is_none());
     }
 
     #[test]

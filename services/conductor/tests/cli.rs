@@ -112,7 +112,11 @@ fn serve_refuses_to_start_without_a_key() {
 fn packages_remove_and_reindex_work_on_the_configured_store() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key.pem");
-    std::fs::write(&key, stdout(&conductor(dir.path(), None, &["generate-key"]))).unwrap();
+    std::fs::write(
+        &key,
+        stdout(&conductor(dir.path(), None, &["generate-key"])),
+    )
+    .unwrap();
     let key = key.to_str().unwrap();
     let reindexed = stdout(&conductor(dir.path(), Some(key), &["reindex"]));
     assert_eq!(reindexed.trim(), "0 package(s) indexed.");

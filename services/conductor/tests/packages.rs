@@ -4,11 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
-use base64::Engine as _;
 use conductor::{ConductorConfig, Overrides, prepare};
-use md5::Digest as _;
 use serde_json::{Value, json};
 use tessera_service::{Parts, Running};
 
@@ -21,33 +21,15 @@ struct App {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn spawn() -> App {
     spawn_with(|_| {}).await
 }
 
 async fn spawn_with(tweak: impl FnOnce(&mut ConductorConfig)) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut config = ConductorConfig {
-        base_url: base.clone(),
-        private_key: conductor::keys::generate_private_key().unwrap().into(),
-        pipeline_urls: vec!["http://127.0.0.1:9/pipeline".into()],
-        load_poll_seconds: 1,
-        ..ConductorConfig::default()
-    };
-    config.http.port = port;
-    config.embedded.embedded_db_path = dir.path().join("db.sqlite");
-    config.objects.objects_root = dir.path().join("objects");
-    config.objects.objects_public_url = format!("{base}/objects");
+    let mut config = common::config(dir.path(), common::free_port());
+    config.pipeline_urls = vec!["http://127.0.0.1:9/pipeline".into()];
+    config.load_poll_seconds = 1;
     tweak(&mut config);
     let store = tessera_embedded::EmbeddedStore::open(&config.embedded.embedded_db_path).unwrap();
     let core = prepare(
@@ -69,10 +51,6 @@ async fn spawn_with(tweak: impl FnOnce(&mut ConductorConfig)) -> App {
         _running: running,
         _dir: dir,
     }
-}
-
-fn md5_b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
 }
 
 impl App {
@@ -131,6 +109,24 @@ impl App {
         )
     }
 
+    /// `POST /package/update_params?id=&jwt=` with `body`.
+    async fn update_params(&self, id: &str, jwt: &str, body: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/package/update_params", self.url))
+            .query(&[("id", id), ("jwt", jwt)])
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     /// Uploads the files of a package through `/datastore/authorize` and the presigned
     /// URLs; the URL of its `datapackage.json`.
     async fn upload_files(
@@ -145,7 +141,7 @@ impl App {
             .map(|(path, data)| {
                 (
                     (*path).to_owned(),
-                    json!({"length": data.len(), "md5": md5_b64(data), "name": path, "type": "text/csv"}),
+                    json!({"length": data.len(), "md5": common::md5_b64(data), "name": path, "type": "text/csv"}),
                 )
             })
             .collect();
@@ -357,43 +353,24 @@ async fn flow(app: &App, check_events: bool) {
     );
 
     // update_params: owner only, string params required.
+    let (_, r) = app
+        .update_params(&id, &alice_perm, r#"{"params": "a=1"}"#)
+        .await;
+    assert_eq!(r, json!({"success": true}));
     let r = app
-        .http
-        .post(format!(
-            "{}/package/update_params?id={id}&jwt={alice_perm}",
-            app.url
-        ))
-        .body(r#"{"params": "a=1"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"success": true}));
-    let r = app
-        .http
-        .post(format!(
-            "{}/package/update_params?id={id}&jwt={alice_perm}",
-            app.url
-        ))
-        .body(r#"{"params": 1}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+        .update_params(&id, &alice_perm, r#"{"params": 1}"#)
+        .await;
     assert_eq!(
-        r.json::<Value>().await.unwrap(),
-        json!({"detail": "No 'params' key or bad params value."})
+        r,
+        (
+            400,
+            json!({"detail": "No 'params' key or bad params value."})
+        )
     );
-    let r = app
-        .http
-        .post(format!(
-            "{}/package/update_params?id={id}&jwt={bob_perm}",
-            app.url
-        ))
-        .body(r#"{"params": "x"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+    let (status, _) = app
+        .update_params(&id, &bob_perm, r#"{"params": "x"}"#)
+        .await;
+    assert_eq!(status, 403);
     let (_, found) = app.get("/search/package").await;
     assert_eq!(
         found[0]["package"]["defaultParams"],
@@ -704,16 +681,8 @@ async fn publish_delete_hooks_and_search_refuse_what_they_must() {
         .await;
     assert_eq!(status, 404);
     // update_params without a body.
-    let r = app
-        .http
-        .post(format!(
-            "{}/package/update_params?id={id}&jwt={perm}",
-            app.url
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    let (status, _) = app.update_params(&id, &perm, "").await;
+    assert_eq!(status, 400);
     // Search: other kinds, bad JSON, bad size; a bad user token is anonymous.
     assert_eq!(app.get("/search/user").await.0, 400);
     assert_eq!(app.get("/search/package?q=cat").await.0, 400);
