@@ -1,8 +1,10 @@
-//! The providers of the package search port ([`PackageIndex`]): [`SqliteIndex`] (FTS5 in
-//! the embedded store's file, the default) and [`MongoIndex`] (a collection with a
-//! multikey index on the words of the text fields, with `mongo_dsn`). Both pass
-//! `tessera_conductor::search::suite`.
+//! The providers of the package search port
+//! ([`PackageIndex`](tessera_conductor::PackageIndex)): [`SqliteIndex`] (entries in the
+//! embedded store's file, searched in an in-memory read model, [`memory`]; the default) and
+//! [`MongoIndex`] (a collection with a multikey index on the words of the text fields, with
+//! `mongo_dsn`). Both pass `tessera_conductor::search::suite`.
 
+pub mod memory;
 mod mongo;
 mod sqlite;
 
