@@ -211,9 +211,51 @@ fn descriptor(name: &str, title: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A pipeline that takes one request and answers `accepted`; the request it got.
+async fn fake_pipeline() -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let handle = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&request).ends_with("--\r\n") {
+            let n = socket.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&chunk[..n]);
+        }
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\naccepted")
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    (url, handle)
+}
+
 #[tokio::test]
 async fn the_whole_flow_from_login_to_delete() {
-    flow(&spawn().await, true).await;
+    let (pipeline, received) = fake_pipeline().await;
+    let app = spawn_with(|c| c.pipeline_urls = vec![pipeline.clone()]).await;
+    let prefix = flow(&app, Some(&pipeline)).await;
+    // purge=true removed the package's objects (the original and final/).
+    let objects = app._dir.path().join("objects/data").join(&prefix);
+    assert!(!objects.join("datapackage.json").exists());
+    assert!(!objects.join("final/datapackage.json").exists());
+    assert!(!objects.join("data/budget.csv").exists());
+    let request = received.await.unwrap();
+    assert!(request.starts_with("POST /hook HTTP/1.1"), "{request}");
+    assert!(
+        request.contains("name=\"input\"; filename=\"package-url.jsonld\""),
+        "{request}"
+    );
+    assert!(
+        request.contains("\"@vocab\":\"http://schema.org/\""),
+        "{request}"
+    );
 }
 
 /// The same on MongoDB, Kafka and S3 (moto).
@@ -242,10 +284,11 @@ async fn the_whole_flow_on_mongodb_kafka_and_s3() {
         c.use_fake_s3 = "1".into();
     })
     .await;
-    flow(&app, false).await;
+    flow(&app, None).await;
 }
 
-async fn flow(app: &App, check_events: bool) {
+/// The flow; with a pipeline, run-hooks posts to it, and the events are checked.
+async fn flow(app: &App, pipeline: Option<&str>) -> String {
     let dataset = format!("berlin-budget-{}", std::process::id());
     let (alice, alice_user, alice_perm) = app.user("alice@example.test").await;
     let (_bob, bob_user, bob_perm) = app.user("bob@example.test").await;
@@ -377,6 +420,27 @@ async fn flow(app: &App, check_events: bool) {
         json!({"params": "a=1"})
     );
 
+    // Run hooks: the owner posts the package's URL to a configured pipeline.
+    if let Some(pipeline) = pipeline {
+        let (status, _) = app
+            .post(
+                "/package/run-hooks",
+                &[("jwt", &bob_perm), ("id", &id), ("pipeline", pipeline)],
+            )
+            .await;
+        assert_eq!(status, 403);
+        let (status, body) = app
+            .post(
+                "/package/run-hooks",
+                &[("jwt", &alice_perm), ("id", &id), ("pipeline", pipeline)],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["success"], json!(true));
+        assert_eq!(body["response"], json!("accepted"));
+        assert_eq!(body["payload"]["url"], json!(url));
+    }
+
     // Delete: bob may not; alice deletes with purge; gone from search and storage.
     let (status, _) = app
         .post("/package/delete", &[("jwt", &bob_perm), ("id", &id)])
@@ -402,9 +466,9 @@ async fn flow(app: &App, check_events: bool) {
     let (_, stats) = app.get("/package/stats").await;
     assert_eq!(stats["num_packages"], json!(0));
 
-    if !check_events {
-        return;
-    }
+    let Some(_) = pipeline else {
+        return format!("{alice}/{dataset}");
+    };
     // The events went out through the outbox, in order.
     let mut seen = Vec::new();
     for _ in 0..100 {
@@ -426,6 +490,7 @@ async fn flow(app: &App, check_events: bool) {
         seen,
         ["package_loaded", "package_published", "package_deleted"]
     );
+    format!("{alice}/{dataset}")
 }
 
 #[tokio::test]
@@ -683,6 +748,20 @@ async fn publish_delete_hooks_and_search_refuse_what_they_must() {
     // update_params without a body.
     let (status, _) = app.update_params(&id, &perm, "").await;
     assert_eq!(status, 400);
+    // The routes are in the OpenAPI document.
+    let (_, doc) = app.get("/openapi.json").await;
+    for path in [
+        "/package/upload",
+        "/package/status",
+        "/package/publish",
+        "/package/delete",
+        "/package/update_params",
+        "/package/run-hooks",
+        "/package/stats",
+        "/search/{kind}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path}");
+    }
     // Search: other kinds, bad JSON, bad size; a bad user token is anonymous.
     assert_eq!(app.get("/search/user").await.0, 400);
     assert_eq!(app.get("/search/package?q=cat").await.0, 400);
