@@ -137,6 +137,9 @@ pub struct PackageRecord {
     pub loading_status: String,
     /// Whether its data is loaded.
     pub loaded: bool,
+    /// The directory of its objects (`<owner>/<dir>`, where its `datapackage.json` was).
+    #[serde(default)]
+    pub objects_prefix: String,
     /// When it last changed (Unix seconds, fractional).
     pub last_update: f64,
     /// A deletion whose event is not out yet.
@@ -566,6 +569,11 @@ impl Packages {
             author,
             loading_status: DONE.into(),
             loaded: true,
+            objects_prefix: job
+                .key
+                .rsplit_once('/')
+                .map(|(dir, _)| dir.to_owned())
+                .unwrap_or_default(),
             last_update: self.clock.now() as f64,
             deleted: false,
             outbox: existing.map(|p| p.outbox).unwrap_or_default(),
@@ -681,7 +689,13 @@ impl Packages {
             .await
             .map_err(|e| Error::Index(e.0))?;
         if purge {
-            let prefix = format!("{}/{}/", record.owner(), record.dataset);
+            // Where the package was uploaded (which need not be its name).
+            let dir = if record.objects_prefix.is_empty() {
+                format!("{}/{}", record.owner(), record.dataset)
+            } else {
+                record.objects_prefix.clone()
+            };
+            let prefix = format!("{dir}/");
             let objects = self.store.list(&prefix).await.map_err(Error::Objects)?;
             for object in objects {
                 self.store

@@ -202,6 +202,7 @@ pub mod suite {
             author: None,
             loading_status: "done".into(),
             loaded: true,
+            objects_prefix: String::new(),
             last_update: updated,
             deleted: false,
             outbox: Vec::new(),

@@ -109,6 +109,7 @@ fn record(i: usize) -> PackageRecord {
         author: None,
         loading_status: "done".into(),
         loaded: true,
+        objects_prefix: String::new(),
         last_update: i as f64,
         deleted: false,
         outbox: Vec::new(),

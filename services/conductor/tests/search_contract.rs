@@ -54,6 +54,7 @@ async fn sqlite_indexes_on_one_file_catch_up_with_each_other() {
         author: None,
         loading_status: "done".into(),
         loaded: true,
+        objects_prefix: String::new(),
         last_update: 1.0,
         deleted: false,
         outbox: Vec::new(),
