@@ -8,19 +8,31 @@
 //! - [`ports`]: [`TokenCodec`] (signing and verifying the three token kinds) and [`Clock`].
 //! - [`identity`]: [`Identity`], sign-in, tokens, usernames, API keys and permissions.
 //! - [`datastore`]: [`Datastore`], parsing an upload request and presigning its files.
+//! - [`tableschema`]: data package descriptors and Table Schema cell checks.
+//! - [`loader`]: the streaming package loader and its [`loader::CsvChecker`].
+//! - [`packages`]: [`Packages`], durable load jobs, package records with their outbox,
+//!   publish, delete, parameters and the event relay.
+//! - [`search`]: the [`PackageIndex`] port, [`SearchQuery`] and (feature `testsuite`) the
+//!   contract suite of its providers.
 //!
 //! Drivers stay out: tokens go through [`TokenCodec`] (josekit lives in the service),
 //! storage through the kit's DAO and object storage protocols.
 
 pub mod datastore;
 pub mod identity;
+pub mod loader;
 pub mod model;
+pub mod packages;
 pub mod ports;
+pub mod search;
+pub mod tableschema;
 
 pub use datastore::{Datastore, UploadRequest};
 pub use identity::{Identity, Settings, hash_api_key, idhash};
 pub use model::{PermissionClaims, PermissionGrant, PermissionRow, Profile, SignedIn, User};
+pub use packages::{LoadJob, PackageRecord, Packages, PackagesSettings, Publish};
 pub use ports::{Clock, SystemClock, TokenCodec, TokenError, TokenKind};
+pub use search::{PackageIndex, PackageStats, SearchQuery};
 
 /// The service whose permission tokens the datastore accepts.
 pub const DATASTORE_SERVICE: &str = "os.datastore";
@@ -71,6 +83,15 @@ pub enum Error {
     /// The object store failed.
     #[error("object storage failed")]
     Objects(#[source] tessera_kit::objects::Error),
+    /// No package with this id.
+    #[error("Failed to locate package {0}")]
+    PackageNotFound(String),
+    /// The search index failed.
+    #[error("search index failed: {0}")]
+    Index(String),
+    /// Publishing events failed.
+    #[error("publishing events failed: {0}")]
+    Events(String),
 }
 
 /// Result with this crate's [`Error`].

@@ -1,5 +1,5 @@
-//! The commands of `conductor` beyond the shared ones: `permissions grant|revoke|list` and
-//! `generate-key`.
+//! The commands of `conductor` beyond the shared ones: `permissions grant|revoke|list`,
+//! `generate-key`, `packages remove` and `reindex`.
 
 use clap::Subcommand;
 use serde_json::{Map, Value};
@@ -16,6 +16,25 @@ pub enum Command {
     Permissions(Permissions),
     /// Print a new RSA private key (PEM) for `private_key`
     GenerateKey,
+    /// Manage package records
+    #[command(subcommand)]
+    Packages(PackagesCommand),
+    /// Rebuild the search index from the stored package records
+    Reindex,
+}
+
+/// `conductor packages …`.
+#[derive(Debug, Subcommand)]
+pub enum PackagesCommand {
+    /// Delete packages (record, index entry; with --purge their stored objects too)
+    Remove {
+        /// Package ids (`<owner>:<name>`).
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Also delete the package's objects in the datastore.
+        #[arg(long)]
+        purge: bool,
+    },
 }
 
 /// `conductor permissions …`.
@@ -77,6 +96,28 @@ pub async fn execute(
             return Ok(());
         }
         Command::Permissions(p) => p,
+        Command::Packages(PackagesCommand::Remove { ids, purge }) => {
+            let core = prepare(config()?, Overrides::default()).await?;
+            let mut missing = 0;
+            for id in ids {
+                if core.packages.remove_any(&id, purge).await? {
+                    println!("Package \"{id}\" removed.");
+                } else {
+                    println!("Package \"{id}\" not found in index.");
+                    missing += 1;
+                }
+            }
+            if missing > 0 {
+                return Err(Error::Usage(format!("{missing} package(s) not found")));
+            }
+            return Ok(());
+        }
+        Command::Reindex => {
+            let core = prepare(config()?, Overrides::default()).await?;
+            let n = core.packages.reindex().await?;
+            println!("{n} package(s) indexed.");
+            return Ok(());
+        }
     };
     let core = prepare(config()?, Overrides::default()).await?;
     let identity = &core.identity;

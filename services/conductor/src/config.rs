@@ -111,6 +111,32 @@ pub struct ConductorConfig {
     pub users_collection: String,
     /// The collection of permission rows.
     pub permissions_collection: String,
+    /// The collection of load jobs.
+    pub jobs_collection: String,
+    /// The collection of load-job leases.
+    pub leases_collection: String,
+    /// The collection of package records.
+    pub packages_collection: String,
+    /// URL prefixes that also stand for the object store's root, besides the datastore's
+    /// own (e.g. a CDN in front of the bucket); `/package/upload` accepts only URLs under
+    /// these or the datastore's prefixes, and reads them from the object store.
+    pub package_url_prefixes: Vec<String>,
+    /// Loads that run at once in a process running workers.
+    pub load_workers: usize,
+    /// Seconds without a heartbeat after which a load is taken over by another worker
+    /// (its worker died).
+    pub load_lease_seconds: u64,
+    /// Seconds between two looks for queued loads (uploads in the same process start at once).
+    pub load_poll_seconds: u64,
+    /// The topic of `package_loaded`, `package_published` and `package_deleted`.
+    pub package_events_topic: String,
+    /// The pipeline URLs `/package/run-hooks` may post to (none: the route is refused).
+    pub pipeline_urls: Vec<String>,
+    /// The largest `size` of `/search/package`.
+    pub search_max_size: usize,
+    /// Kafka for the package events (empty `kafka_servers`: the embedded event log).
+    #[serde(flatten)]
+    pub kafka: tessera_service::backends::KafkaSettings,
     /// HTTP server settings.
     #[serde(flatten)]
     pub http: HttpConfig,
@@ -152,6 +178,17 @@ impl Default for ConductorConfig {
             max_body_bytes: 1 << 20,
             users_collection: "users".into(),
             permissions_collection: "permissions".into(),
+            jobs_collection: "package_jobs".into(),
+            leases_collection: "package_job_leases".into(),
+            packages_collection: "packages".into(),
+            package_url_prefixes: Vec::new(),
+            load_workers: 2,
+            load_lease_seconds: 30,
+            load_poll_seconds: 2,
+            package_events_topic: "os-conductor-packages".into(),
+            pipeline_urls: Vec::new(),
+            search_max_size: 1000,
+            kafka: tessera_service::backends::KafkaSettings::default(),
             http: HttpConfig {
                 port: 8000,
                 ..HttpConfig::default()
@@ -264,7 +301,34 @@ impl ConductorConfig {
                 return Err(invalid("s3_hostname", "required with storage_bucket_name"));
             }
         }
+        for (key, value) in [
+            ("load_workers", self.load_workers as u64),
+            ("load_lease_seconds", self.load_lease_seconds),
+            ("load_poll_seconds", self.load_poll_seconds),
+            ("search_max_size", self.search_max_size as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.search_max_size > tessera_conductor::search::MAX_SIZE {
+            return Err(invalid(
+                "search_max_size",
+                format!("must be at most {}", tessera_conductor::search::MAX_SIZE),
+            ));
+        }
+        tessera_kit::events::Topic::try_from(self.package_events_topic.as_str())
+            .map_err(|e| invalid("package_events_topic", e.to_string()))?;
+        for url in self.package_url_prefixes.iter().chain(&self.pipeline_urls) {
+            let key = if self.pipeline_urls.contains(url) {
+                "pipeline_urls"
+            } else {
+                "package_url_prefixes"
+            };
+            origin_of(key, url)?;
+        }
         tessera_service::backends::validate_store(PREFIX, &self.mongo)?;
+        tessera_service::backends::validate_bus(PREFIX, &self.kafka)?;
         Ok(())
     }
 
@@ -326,6 +390,29 @@ impl ConductorConfig {
                 out.push(format!("{scheme}://{host}{path}"));
             }
         }
+        out
+    }
+
+    /// The URL prefixes that stand for the object store's root: the datastore's public
+    /// prefixes and `package_url_prefixes`, without trailing `/`.
+    pub fn package_prefixes(&self) -> Vec<String> {
+        let mut out = self.info_prefixes();
+        if self.uses_s3() {
+            // Where presigned URLs point: the endpoint, path-style.
+            let s3 = self.s3();
+            out.push(format!(
+                "{}/{}",
+                s3.s3_endpoint_url.trim_end_matches('/'),
+                self.storage_bucket_name
+            ));
+        }
+        out.extend(
+            self.package_url_prefixes
+                .iter()
+                .map(|p| p.trim_end_matches('/').to_owned()),
+        );
+        out.sort();
+        out.dedup();
         out
     }
 

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod login;
 pub mod prepare;
 pub mod rest;
+pub mod search;
 pub mod service;
 
 pub use config::ConductorConfig;

@@ -6,12 +6,18 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_conductor::{Datastore, Identity, PermissionRow, Settings, SystemClock, User};
+use tessera_conductor::packages::JobLease;
+use tessera_conductor::{
+    Datastore, Identity, LoadJob, PackageIndex, PackageRecord, Packages, PackagesSettings,
+    PermissionRow, Settings, SystemClock, User,
+};
 use tessera_embedded::{EmbeddedStore, LocalObjectStore};
 use tessera_http::HttpStack;
 use tessera_kit::dao::{DaoFactory, JsonDao};
+use tessera_kit::events::{ConsumerIdentity, Topic};
 use tessera_service::objects::open_objects;
-use tessera_service::{Backends, Part};
+use tessera_service::{Backends, Part, Role};
+use tokio::sync::Notify;
 
 use crate::config::{ConductorConfig, PREFIX};
 use crate::keys::Keys;
@@ -26,6 +32,8 @@ pub struct Overrides {
     pub dao_factory: Option<Arc<dyn DaoFactory>>,
     /// An already open embedded store.
     pub store: Option<EmbeddedStore>,
+    /// A search index instead of the configured one.
+    pub index: Option<Arc<dyn PackageIndex>>,
 }
 
 impl fmt::Debug for Overrides {
@@ -33,6 +41,7 @@ impl fmt::Debug for Overrides {
         f.debug_struct("Overrides")
             .field("dao_factory", &self.dao_factory)
             .field("store", &self.store)
+            .field("index", &self.index)
             .finish()
     }
 }
@@ -45,8 +54,13 @@ pub struct Core {
     pub identity: Arc<Identity>,
     /// Upload authorization.
     pub datastore: Arc<Datastore>,
+    /// Package loads, records, search and events.
+    pub packages: Arc<Packages>,
     /// The local object store whose presign scope the REST part mounts (None on S3).
     pub local_objects: Option<LocalObjectStore>,
+    /// Wakes the load workers (an upload queued a job, or a load ended).
+    pub wake: Arc<Notify>,
+    backends: Arc<Backends>,
     rest: RestState,
 }
 
@@ -62,12 +76,13 @@ impl fmt::Debug for Core {
 pub async fn prepare(config: ConductorConfig, mut overrides: Overrides) -> Result<Core> {
     config.validate()?;
     let keys = Arc::new(Keys::from_config(&config)?);
-    let factory = Backends::new(PREFIX, &config.mongo, &config.embedded)
-        .with_documents(overrides.dao_factory.take())
-        .with_embedded(overrides.store.take())
-        .documents()
-        .await?
-        .factory;
+    let backends = Arc::new(
+        Backends::new(PREFIX, &config.mongo, &config.embedded)
+            .with_kafka(&config.kafka)
+            .with_documents(overrides.dao_factory.take())
+            .with_embedded(overrides.store.take()),
+    );
+    let factory = backends.documents().await?.factory;
     let collection = |name: &str| tessera_service::backends::collection_name(&config.mongo, name);
     let users = JsonDao::<User>::open(
         factory.as_ref(),
@@ -114,6 +129,54 @@ pub async fn prepare(config: ConductorConfig, mut overrides: Overrides) -> Resul
         config.upload_expiry(),
         config.info_prefixes(),
     ));
+    let index: Arc<dyn PackageIndex> = match overrides.index.take() {
+        Some(index) => index,
+        None if tessera_service::backends::uses_mongo(&config.mongo) => Arc::new(
+            crate::search::MongoIndex::connect(&config.mongo, &collection("package_index"))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?,
+        ),
+        None => {
+            let path = backends.embedded_store().await?.path().to_path_buf();
+            Arc::new(
+                tokio::task::spawn_blocking(move || crate::search::SqliteIndex::open(&path))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+            )
+        }
+    };
+    let packages = Arc::new(Packages::new(
+        JsonDao::<LoadJob>::open(
+            factory.as_ref(),
+            LoadJob::spec(&collection(&config.jobs_collection)),
+        )
+        .await?,
+        JsonDao::<JobLease>::open(
+            factory.as_ref(),
+            JobLease::spec(&collection(&config.leases_collection)),
+        )
+        .await?,
+        JsonDao::<PackageRecord>::open(
+            factory.as_ref(),
+            PackageRecord::spec(&collection(&config.packages_collection)),
+        )
+        .await?,
+        index,
+        objects.store.clone(),
+        Arc::new(SystemClock),
+        PackagesSettings {
+            url_prefixes: config.package_prefixes(),
+            lease: Duration::from_secs(config.load_lease_seconds),
+            topic: Topic::try_from(config.package_events_topic.as_str()).map_err(|e| {
+                Error::Config {
+                    key: "package_events_topic",
+                    message: e.to_string(),
+                }
+            })?,
+        },
+    ));
+    let wake = Arc::new(Notify::new());
     let providers = Arc::new(Providers::new(
         &config,
         keys.clone(),
@@ -122,6 +185,15 @@ pub async fn prepare(config: ConductorConfig, mut overrides: Overrides) -> Resul
     let rest = RestState {
         identity: identity.clone(),
         datastore: datastore.clone(),
+        packages: packages.clone(),
+        wake: wake.clone(),
+        search_max_size: config.search_max_size,
+        pipeline_urls: Arc::new(config.pipeline_urls.clone()),
+        hooks: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Internal(e.to_string()))?,
         providers,
         base_url: config.base().to_owned(),
         redirect_origins: Arc::new(config.redirect_origins()?),
@@ -137,7 +209,10 @@ pub async fn prepare(config: ConductorConfig, mut overrides: Overrides) -> Resul
         config: Arc::new(config),
         identity,
         datastore,
+        packages,
         local_objects: objects.local,
+        wake,
+        backends,
         rest,
     })
 }
@@ -164,6 +239,99 @@ impl Core {
             rest::routes(self.rest_state(), objects),
         ))
     }
+}
+
+impl Core {
+    /// The load workers: up to `load_workers` loads at once, taken when an upload wakes
+    /// them and every `load_poll_seconds` (queued elsewhere, or resumed after their worker
+    /// died). A stop abandons running loads, which another worker resumes after the lease.
+    pub fn loader_part(&self) -> Part<Error> {
+        let packages = self.packages.clone();
+        let wake = self.wake.clone();
+        let workers = self.config.load_workers;
+        let poll = Duration::from_secs(self.config.load_poll_seconds);
+        let beat = Duration::from_secs(self.config.load_lease_seconds)
+            .div_f64(3.0)
+            .min(Duration::from_secs(1));
+        Part::task("loader", Role::Workers, move |shutdown| async move {
+            let permits = Arc::new(tokio::sync::Semaphore::new(workers));
+            let stop = shutdown.wait();
+            tokio::pin!(stop);
+            loop {
+                if permits.available_permits() > 0 {
+                    match packages.claimable().await {
+                        Ok(jobs) => {
+                            for job in jobs {
+                                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                                    break;
+                                };
+                                match packages.claim(&job).await {
+                                    Ok(Some(job)) => {
+                                        let (packages, wake) = (packages.clone(), wake.clone());
+                                        tokio::spawn(async move {
+                                            let url = job.url.clone();
+                                            if let Err(e) = packages.run(job, beat).await {
+                                                tracing::error!(url, error = %tessera_service::lifecycle::chain(&e), "package load aborted");
+                                            }
+                                            drop(permit);
+                                            wake.notify_one();
+                                        });
+                                    }
+                                    Ok(None) => {}
+                                    Err(e) => {
+                                        tracing::warn!(url = %job.url, error = %e, "claiming a load failed")
+                                    }
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "listing load jobs failed"),
+                    }
+                }
+                tokio::select! {
+                    () = &mut stop => break,
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(poll) => {}
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The outbox relay: publishes the events waiting in package records (about every
+    /// second) on the configured bus.
+    pub fn relay_part(&self) -> Part<Error> {
+        let packages = self.packages.clone();
+        let backends = self.backends.clone();
+        Part::new("events", Role::Workers, move |context| async move {
+            let identity = ConsumerIdentity {
+                service_name: "conductor".into(),
+                instance_id: uuid_like(),
+            };
+            let (bus, transport) = backends.event_bus(&identity).await?;
+            tracing::info!(?transport, "package event relay started");
+            Ok(tessera_service::lifecycle::Started::new(async move {
+                tessera_service::lifecycle::every(Duration::from_secs(1), context.shutdown, || {
+                    let (packages, bus) = (packages.clone(), bus.clone());
+                    async move {
+                        match packages.relay(bus.as_ref()).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(events = n, "package events published"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "publishing package events failed")
+                            }
+                        }
+                    }
+                })
+                .await;
+                Ok(())
+            }))
+        })
+    }
+}
+
+/// A process-unique instance id.
+fn uuid_like() -> String {
+    format!("{}-{}", std::process::id(), rand::random::<u32>())
 }
 
 /// The path of the local store's public URL, where its scope is mounted.

@@ -26,6 +26,17 @@ from permission rows per (user, service) with `*` defaults, which admins manage 
 answers presigned upload URLs for a data package's files on S3 (storage_bucket_name set)
 or the local object store, which the service serves itself.
 
+/package/upload queues a durable load of an uploaded datapackage.json (only URLs under this
+datastore, of the token's user): workers (serve, run-workers; load_workers at a time) check
+the descriptor and every CSV row against its Table Schema, write the package under
+<owner>/<name>/final/ and index it; /package/status follows it (queued, loading-data, done,
+fail with the resource, row and field at fault). A load whose process died is taken over
+after load_lease_seconds. /package/publish, delete, update_params and run-hooks check the
+owner; /search/package searches the packages a user may see. package_loaded,
+package_published and package_deleted go to package_events_topic (Kafka with
+kafka_servers, else the embedded event log). `conductor packages remove` and `conductor
+reindex` administer the records and the index.
+
 The original's variables work as they are: OS_BASE_URL, OS_ACCESS_KEY_ID,
 OS_SECRET_ACCESS_KEY, OS_S3_HOSTNAME, OS_S3_PORT, OS_STORAGE_BUCKET_NAME,
 OS_CLIENT_API_KEYS, ACCESS_KEY_EXPIRES_IN (or OS_ACCESS_KEY_EXPIRES_IN), USE_FAKE_S3.
@@ -49,10 +60,10 @@ impl Service for Core {
     const INFO: Info = Info {
         name: "conductor",
         title: "OpenSpending conductor",
-        about: "OpenSpending conductor: OIDC login, permission tokens, datastore uploads",
+        about: "OpenSpending conductor: OIDC login, permission tokens, datastore uploads, package loading and search",
         long_about: LONG_ABOUT,
         version: crate::VERSION,
-        roles: &[Role::Rest],
+        roles: &[Role::Rest, Role::Workers],
         migrations: false,
     };
 
@@ -72,7 +83,11 @@ impl Service for Core {
     }
 
     fn parts(&self) -> Result<Vec<Part<Error>>> {
-        Ok(vec![self.rest_part()?])
+        Ok(vec![
+            self.rest_part()?,
+            self.loader_part(),
+            self.relay_part(),
+        ])
     }
 
     async fn command(

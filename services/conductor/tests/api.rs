@@ -3,9 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use base64::Engine as _;
+mod common;
+
 use conductor::{ConductorConfig, Overrides, prepare};
-use md5::Digest as _;
 use serde_json::{Value, json};
 use tessera_conductor::TokenKind;
 use tessera_service::{Parts, Running};
@@ -20,38 +20,20 @@ struct App {
 
 const ADMIN_EMAIL: &str = "admin@example.test";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn spawn() -> App {
     spawn_with(|_| {}).await
 }
 
 async fn spawn_with(tweak: impl FnOnce(&mut ConductorConfig)) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut config = ConductorConfig {
-        base_url: base.clone(),
-        private_key: conductor::keys::generate_private_key().unwrap().into(),
-        admin_userids: vec![tessera_conductor::idhash(ADMIN_EMAIL)],
-        client_api_keys: format!(
-            "{}:an-api-key-of-16-chars",
-            tessera_conductor::idhash("bot@example.test")
-        )
-        .into(),
-        max_body_bytes: 4096,
-        ..ConductorConfig::default()
-    };
-    config.http.port = port;
-    config.embedded.embedded_db_path = dir.path().join("db.sqlite");
-    config.objects.objects_root = dir.path().join("objects");
-    config.objects.objects_public_url = format!("{base}/objects");
+    let mut config = common::config(dir.path(), common::free_port());
+    config.admin_userids = vec![tessera_conductor::idhash(ADMIN_EMAIL)];
+    config.client_api_keys = format!(
+        "{}:an-api-key-of-16-chars",
+        tessera_conductor::idhash("bot@example.test")
+    )
+    .into();
+    config.max_body_bytes = 4096;
     tweak(&mut config);
     let core = prepare(config, Overrides::default()).await.unwrap();
     let identity = core.identity.clone();
@@ -132,10 +114,6 @@ impl App {
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
     }
-}
-
-fn md5_b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
 }
 
 fn package(owner: &str, files: Value) -> String {
@@ -320,8 +298,8 @@ async fn datastore_authorize_presigns_every_file_and_refuses_what_it_must() {
     let token = app.permission_token(&alice, "os.datastore").await;
     let data = b"a,b\n1,2\n";
     let files = json!({
-        "data/a.csv": {"length": data.len(), "md5": md5_b64(data), "name": "a.csv", "type": "text/csv"},
-        "datapackage.json": {"length": 2, "md5": md5_b64(b"{}"), "name": "datapackage.json"},
+        "data/a.csv": {"length": data.len(), "md5": common::md5_b64(data), "name": "a.csv", "type": "text/csv"},
+        "datapackage.json": {"length": 2, "md5": common::md5_b64(b"{}"), "name": "datapackage.json"},
     });
     let (status, body) = app
         .authorize(Some(&token), package(&owner, files.clone()))
@@ -332,7 +310,7 @@ async fn datastore_authorize_presigns_every_file_and_refuses_what_it_must() {
         a["upload_url"],
         format!("{}/objects/{owner}/budget/data/a.csv", app.url)
     );
-    assert_eq!(a["md5"], md5_b64(data));
+    assert_eq!(a["md5"], common::md5_b64(data));
     assert_eq!(a["type"], "text/csv");
     assert_eq!(a["length"], data.len());
     assert!(a["upload_query"]["signature"][0].is_string(), "{a}");
@@ -358,22 +336,27 @@ async fn datastore_authorize_presigns_every_file_and_refuses_what_it_must() {
             .send()
     };
     assert_eq!(
-        upload(a, b"a,b\n1,2\n", md5_b64(b"a,b\n1,2\n"), "text/plain")
-            .await
-            .unwrap()
-            .status(),
+        upload(
+            a,
+            b"a,b\n1,2\n",
+            common::md5_b64(b"a,b\n1,2\n"),
+            "text/plain"
+        )
+        .await
+        .unwrap()
+        .status(),
         403,
         "wrong type"
     );
     assert_eq!(
-        upload(a, b"a,b\n1,3\n", md5_b64(b"a,b\n1,3\n"), "text/csv")
+        upload(a, b"a,b\n1,3\n", common::md5_b64(b"a,b\n1,3\n"), "text/csv")
             .await
             .unwrap()
             .status(),
         403,
         "wrong md5 header"
     );
-    let wrong_body = upload(a, b"a,b\n1,3\n", md5_b64(b"a,b\n1,2\n"), "text/csv")
+    let wrong_body = upload(a, b"a,b\n1,3\n", common::md5_b64(b"a,b\n1,2\n"), "text/csv")
         .await
         .unwrap()
         .status()
@@ -383,7 +366,7 @@ async fn datastore_authorize_presigns_every_file_and_refuses_what_it_must() {
         "wrong body: {wrong_body}"
     );
     assert_eq!(
-        upload(a, b"a,b\n1,2\n", md5_b64(b"a,b\n1,2\n"), "text/csv")
+        upload(a, b"a,b\n1,2\n", common::md5_b64(b"a,b\n1,2\n"), "text/csv")
             .await
             .unwrap()
             .status(),
@@ -465,19 +448,22 @@ async fn datastore_authorize_presigns_every_file_and_refuses_what_it_must() {
         (
             package(
                 &owner,
-                json!({"../../etc/passwd": {"length": 1, "md5": md5_b64(b"x"), "name": "p"}}),
+                json!({"../../etc/passwd": {"length": 1, "md5": common::md5_b64(b"x"), "name": "p"}}),
             ),
             ". or ..",
         ),
         (
             package(
                 &owner,
-                json!({"/abs": {"length": 1, "md5": md5_b64(b"x"), "name": "p"}}),
+                json!({"/abs": {"length": 1, "md5": common::md5_b64(b"x"), "name": "p"}}),
             ),
             "relative",
         ),
         (
-            package(&owner, json!({"a": {"md5": md5_b64(b"x"), "name": "p"}})),
+            package(
+                &owner,
+                json!({"a": {"md5": common::md5_b64(b"x"), "name": "p"}}),
+            ),
             "length",
         ),
         (
@@ -485,7 +471,10 @@ async fn datastore_authorize_presigns_every_file_and_refuses_what_it_must() {
             "md5",
         ),
         (
-            package(&owner, json!({"a": {"length": 1, "md5": md5_b64(b"x")}})),
+            package(
+                &owner,
+                json!({"a": {"length": 1, "md5": common::md5_b64(b"x")}}),
+            ),
             "name",
         ),
         (

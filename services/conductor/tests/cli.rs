@@ -107,3 +107,25 @@ fn serve_refuses_to_start_without_a_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("OS_PRIVATE_KEY"), "{stderr}");
 }
+
+#[test]
+fn packages_remove_and_reindex_work_on_the_configured_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(
+        &key,
+        stdout(&conductor(dir.path(), None, &["generate-key"])),
+    )
+    .unwrap();
+    let key = key.to_str().unwrap();
+    let reindexed = stdout(&conductor(dir.path(), Some(key), &["reindex"]));
+    assert_eq!(reindexed.trim(), "0 package(s) indexed.");
+    let out = conductor(dir.path(), Some(key), &["packages", "remove", "u1:nothing"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Package \"u1:nothing\" not found in index."
+    );
+    let out = conductor(dir.path(), Some(key), &["packages", "remove"]);
+    assert_eq!(out.status.code(), Some(2), "ids are required");
+}

@@ -6,6 +6,7 @@
 //! `request.values`); JSONP (`callback`, validated) on the `/user` routes that had it.
 
 pub mod openapi;
+mod packages;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -36,6 +37,16 @@ pub struct RestState {
     pub identity: Arc<Identity>,
     /// Upload authorization.
     pub datastore: Arc<Datastore>,
+    /// Package loads, records and search.
+    pub packages: Arc<tessera_conductor::Packages>,
+    /// Wakes the load workers after an upload.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// The largest search page.
+    pub search_max_size: usize,
+    /// Where `/package/run-hooks` may post.
+    pub pipeline_urls: Arc<Vec<String>>,
+    /// The client of `/package/run-hooks`.
+    pub hooks: reqwest::Client,
     /// The login providers.
     pub providers: Arc<Providers>,
     /// `base_url` without a trailing `/`.
@@ -65,6 +76,12 @@ pub enum ApiError {
     TooLarge(usize),
     /// A bad request of this layer (callback name, next, parameters).
     BadRequest(String),
+    /// No credentials where the route needs them (403, as the original's package routes).
+    Forbidden(String),
+    /// Nothing there.
+    NotFound(String),
+    /// A pipeline `/package/run-hooks` posted to failed.
+    Upstream(String),
 }
 
 impl fmt::Display for ApiError {
@@ -72,7 +89,9 @@ impl fmt::Display for ApiError {
         match self {
             Self::Domain(e) | Self::Datastore(e) => write!(f, "{e}"),
             Self::TooLarge(limit) => write!(f, "the request body is larger than {limit} bytes"),
-            Self::BadRequest(m) => f.write_str(m),
+            Self::BadRequest(m) | Self::Forbidden(m) | Self::NotFound(m) | Self::Upstream(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -98,14 +117,20 @@ impl ApiError {
         match self {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::Datastore(E::Forbidden(_)) => StatusCode::UNAUTHORIZED,
             Self::Domain(e) | Self::Datastore(e) => match e {
                 E::NoToken | E::NotAuthenticated(_) | E::UnknownUser => StatusCode::UNAUTHORIZED,
                 E::Forbidden(_) => StatusCode::FORBIDDEN,
                 E::BadRequest(_) | E::UsernameInvalid(_) => StatusCode::BAD_REQUEST,
+                E::PackageNotFound(_) => StatusCode::NOT_FOUND,
                 E::UsernameAlreadySet | E::UsernameTaken => StatusCode::CONFLICT,
                 E::NoSuchRow { .. } => StatusCode::NOT_FOUND,
-                E::Signing(_) | E::Storage(_) | E::Objects(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                E::Signing(_) | E::Storage(_) | E::Objects(_) | E::Index(_) | E::Events(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             },
         }
     }
@@ -125,7 +150,7 @@ impl ResponseError for ApiError {
     }
 }
 
-type Reply = Result<HttpResponse, ApiError>;
+pub(crate) type Reply = Result<HttpResponse, ApiError>;
 
 /// The routes, and the local store's presign scope at `objects` when given.
 pub fn routes(
@@ -158,7 +183,8 @@ pub fn routes(
             .route("/datastore/info", web::get().to(datastore_info))
             .route("/admin/permissions", web::get().to(list_permissions))
             .route("/admin/permissions", web::post().to(grant_permissions))
-            .route("/admin/permissions", web::delete().to(revoke_permissions));
+            .route("/admin/permissions", web::delete().to(revoke_permissions))
+            .configure(packages::routes);
         if let Some((path, store)) = &objects {
             cfg.service(tessera_embedded::objects_http::objects_scope(
                 path,
@@ -169,7 +195,7 @@ pub fn routes(
 }
 
 /// Query parameters, then form fields of `body` (the first value of each name wins).
-fn params(req: &HttpRequest, body: Option<&[u8]>) -> BTreeMap<String, String> {
+pub(crate) fn params(req: &HttpRequest, body: Option<&[u8]>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut add = |query: &str| {
         for (name, values) in parse_query(query) {
@@ -191,7 +217,7 @@ fn params(req: &HttpRequest, body: Option<&[u8]>) -> BTreeMap<String, String> {
 }
 
 /// The body, refused past `limit` bytes (413) before it is all read.
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
@@ -228,7 +254,7 @@ fn reply(params: &BTreeMap<String, String>, value: &Value) -> Reply {
     }
 }
 
-fn param<'a>(params: &'a BTreeMap<String, String>, name: &str) -> &'a str {
+pub(crate) fn param<'a>(params: &'a BTreeMap<String, String>, name: &str) -> &'a str {
     params.get(name).map_or("", String::as_str)
 }
 

@@ -74,11 +74,73 @@ fn grant_permissions() {}
     responses((status = 200, description = "The row left"), (status = 404, description = "No such row"), (status = 403, description = "Not an admin")))]
 fn revoke_permissions() {}
 
+#[utoipa::path(post, path = "/package/upload", tag = "package",
+    params(("jwt" = String, Query, description = "A permission token"),
+           ("datapackage" = String, Query, description = "The URL of the uploaded datapackage.json, under this datastore")),
+    responses((status = 200, description = "`{progress, status}` of the job, or `{status: fail, error: unauthorized}` for a bad token"),
+              (status = 400, description = "No URL, or a URL outside the datastore: `{status: fail, error}`"),
+              (status = 403, description = "No jwt, or another user's package: `{status: fail, error}`")))]
+fn package_upload() {}
+
+#[utoipa::path(get, path = "/package/status", tag = "package",
+    params(("datapackage" = String, Query, description = "The datapackage URL")),
+    responses((status = 200, description = "`{status: queued|loading-data|done|fail, progress: 0-1[, error]}`"),
+              (status = 400, description = "No URL"), (status = 404, description = "No load of this URL")))]
+fn package_status() {}
+
+#[utoipa::path(post, path = "/package/publish", tag = "package",
+    params(("jwt" = String, Query, description = "A permission token"),
+           ("id" = String, Query, description = "`<owner>:<name>`"),
+           ("publish" = String, Query, description = "true, false or toggle")),
+    responses((status = 200, description = "`{success: true, published}`, `{success: false, error}` for an unknown package, `null` for a bad token"),
+              (status = 400, description = "No id or a bad publish value"), (status = 403, description = "No jwt, or not the owner")))]
+fn package_publish() {}
+
+#[utoipa::path(post, path = "/package/delete", tag = "package",
+    params(("jwt" = String, Query, description = "A permission token"),
+           ("id" = String, Query, description = "`<owner>:<name>`"),
+           ("purge" = Option<bool>, Query, description = "Also delete the stored objects")),
+    responses((status = 200, description = "`{success: bool}`, `null` for a bad token"),
+              (status = 400, description = "No id or a bad purge value"), (status = 403, description = "No jwt, or not the owner")))]
+fn package_delete() {}
+
+#[utoipa::path(post, path = "/package/update_params", tag = "package",
+    params(("jwt" = String, Query, description = "A permission token"),
+           ("id" = String, Query, description = "`<owner>:<name>`")),
+    request_body(content = String, description = "`{params: string, …}`: becomes package.defaultParams"),
+    responses((status = 200, description = "`{success: true}`, `{success: false, error}` for an unknown package, `null` for a bad token"),
+              (status = 400, description = "No string params"), (status = 403, description = "No jwt, or not the owner")))]
+fn package_update_params() {}
+
+#[utoipa::path(post, path = "/package/run-hooks", tag = "package",
+    params(("jwt" = String, Query, description = "A permission token"),
+           ("id" = String, Query, description = "`<owner>:<name>`"),
+           ("pipeline" = String, Query, description = "One of the configured pipeline URLs")),
+    responses((status = 200, description = "`{success: true, response, payload}`, `null` for a bad token"),
+              (status = 400, description = "No id, no pipeline or one not configured"), (status = 403, description = "Not the owner"),
+              (status = 404, description = "No such package"), (status = 502, description = "The pipeline failed")))]
+fn package_run_hooks() {}
+
+#[utoipa::path(get, path = "/package/stats", tag = "package",
+    responses((status = 200, description = "`{num_packages, num_records, num_countries}`")))]
+fn package_stats() {}
+
+#[utoipa::path(get, path = "/search/{kind}", tag = "package",
+    params(("kind" = String, Path, description = "package"),
+           ("q" = Option<String>, Query, description = "JSON-encoded text, e.g. \"budget\""),
+           ("jwt" = Option<String>, Query, description = "A user token: its private packages too"),
+           ("size" = Option<usize>, Query, description = "Results (default 100, capped)"),
+           ("from" = Option<usize>, Query, description = "Results to skip"),
+           ("package.countryCode" = Option<String>, Query, description = "Any field of id, model, package, origin_url, loaded, last_update by dotted path, JSON-encoded; repeated: any of the values")),
+    responses((status = 200, description = "`[{id, model, package, origin_url, loaded, last_update}]`"),
+              (status = 400, description = "Another kind, a parameter that is not JSON, a bad size or from")))]
+fn search() {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "OpenSpending conductor",
-        description = "Login, permission tokens and datastore uploads (os-conductor)."
+        description = "Login, permission tokens, datastore uploads, package loading and search (os-conductor)."
     ),
     paths(
         check,
@@ -91,7 +153,15 @@ fn revoke_permissions() {}
         datastore_info,
         list_permissions,
         grant_permissions,
-        revoke_permissions
+        revoke_permissions,
+        package_upload,
+        package_status,
+        package_publish,
+        package_delete,
+        package_update_params,
+        package_run_hooks,
+        package_stats,
+        search
     )
 )]
 struct Doc;
