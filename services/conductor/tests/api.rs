@@ -52,18 +52,7 @@ async fn spawn_with(tweak: impl FnOnce(&mut ConductorConfig)) -> App {
 
 impl App {
     async fn user(&self, email: &str) -> String {
-        let (_, token) = self
-            .core_identity
-            .sign_in(&tessera_conductor::SignedIn {
-                provider: "test".into(),
-                subject: email.into(),
-                email: email.into(),
-                name: Some("A Name".into()),
-                picture: None,
-            })
-            .await
-            .unwrap();
-        token
+        common::sign_in(&self.core_identity, email).await.1
     }
 
     async fn get(&self, path: &str) -> (u16, String, Option<String>) {

@@ -84,17 +84,7 @@ async fn a_load_killed_midway_is_resumed_and_finishes() {
     };
     // A user and their permission token, straight from the store the service will use.
     let core = prepare(config, Overrides::default()).await.unwrap();
-    let (user, user_token) = core
-        .identity
-        .sign_in(&tessera_conductor::SignedIn {
-            provider: "test".into(),
-            subject: "ada".into(),
-            email: "ada@example.test".into(),
-            name: Some("Ada".into()),
-            picture: None,
-        })
-        .await
-        .unwrap();
+    let (user, user_token) = common::sign_in(&core.identity, "ada@example.test").await;
     let permission = core
         .identity
         .authorize(&user.idhash, "os.datastore")

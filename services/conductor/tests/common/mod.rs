@@ -38,3 +38,20 @@ pub fn config(dir: &Path, port: u16) -> ConductorConfig {
 pub fn md5_b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
 }
+
+/// Signs `email` in through a test provider: the user and their user token.
+pub async fn sign_in(
+    identity: &tessera_conductor::Identity,
+    email: &str,
+) -> (tessera_conductor::User, String) {
+    identity
+        .sign_in(&tessera_conductor::SignedIn {
+            provider: "test".into(),
+            subject: email.into(),
+            email: email.into(),
+            name: Some("A Name".into()),
+            picture: None,
+        })
+        .await
+        .unwrap()
+}
