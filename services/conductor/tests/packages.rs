@@ -639,13 +639,16 @@ async fn upload_and_status_refuse_what_they_must() {
     assert_eq!(done["status"], json!("fail"));
 }
 
+/// A route, its query parameters, and the status it must answer.
+type Refusal<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
+
 #[tokio::test]
 async fn publish_delete_hooks_and_search_refuse_what_they_must() {
     let app = spawn().await;
     let (alice, _user, perm) = app.user("alice@example.test").await;
     let id = format!("{alice}:nothing");
     // Status-only refusals: no jwt 403, a bad value or a missing parameter 400.
-    let statuses: [(&str, Vec<(&str, &str)>, u16); 5] = [
+    let statuses: [Refusal; 5] = [
         (
             "/package/publish",
             vec![("id", &id), ("publish", "true")],
