@@ -9,7 +9,7 @@ use tracing_core::callsite::DefaultCallsite;
 use tracing_core::field::{FieldSet, Value};
 use tracing_core::metadata::Kind;
 use tracing_core::{Metadata, identify_callsite};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
@@ -20,11 +20,16 @@ pub fn subscriber<W>(config: &LogConfig, writer: W) -> Result<Box<dyn Subscriber
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(filter_directive(&config.log_level))
+    // `target=level` directives without span or field filters: `Targets` parses them without
+    // the regex engine `EnvFilter` compiles at start-up (about 1 MiB of resident code and
+    // Unicode tables in every service).
+    let filter: Targets = filter_directive(&config.log_level)
+        .parse()
         .map_err(|e| Error::Logging(format!("invalid log_level {:?}: {e}", config.log_level)))?;
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(LevelFilter::TRACE)
         .with_writer(writer);
+    // The filter sits below `ClientErrorsAsWarnings`, whose replacement events ask it too.
     match config.log_format.as_deref() {
         None | Some("json") => Ok(Box::new(
             builder
@@ -33,12 +38,14 @@ where
                 .with_current_span(true)
                 .with_span_list(false)
                 .finish()
+                .with(filter)
                 .with(ClientErrorsAsWarnings),
         )),
         Some("text") => Ok(Box::new(
             builder
                 .with_ansi(false)
                 .finish()
+                .with(filter)
                 .with(ClientErrorsAsWarnings),
         )),
         Some(other) => Err(Error::Logging(format!(
@@ -201,10 +208,15 @@ mod tests {
 
     /// The JSON lines logged while `f` runs.
     fn logged(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        logged_at("INFO", f)
+    }
+
+    /// The JSON lines logged at `log_level` while `f` runs.
+    fn logged_at(log_level: &str, f: impl FnOnce()) -> Vec<serde_json::Value> {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let config = LogConfig {
-            log_level: "INFO".into(),
+            log_level: log_level.into(),
             log_format: None,
         };
         let subscriber = subscriber(&config, move || writer.clone()).unwrap();
@@ -213,6 +225,52 @@ mod tests {
         text.lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
+    }
+
+    /// The messages of the events each `log_level` lets through.
+    fn messages_at(log_level: &str) -> Vec<String> {
+        logged_at(log_level, || {
+            tracing::trace!(target: "tessera_x::deep", "trace x");
+            tracing::debug!(target: "tessera_x", "debug x");
+            tracing::debug!(target: "other", "debug other");
+            tracing::info!(target: "other", "info other");
+            tracing::warn!(target: "other", "warn other");
+            tracing::error!(target: "other", "error other");
+        })
+        .iter()
+        .map(|line| line["message"].as_str().unwrap().to_owned())
+        .collect()
+    }
+
+    #[test]
+    fn levels_and_per_target_directives_filter_events() {
+        assert_eq!(messages_at("WARNING"), ["warn other", "error other"]);
+        assert_eq!(
+            messages_at("DEBUG"),
+            [
+                "debug x",
+                "debug other",
+                "info other",
+                "warn other",
+                "error other"
+            ]
+        );
+        assert_eq!(
+            messages_at("warn,tessera_x=trace"),
+            ["trace x", "debug x", "warn other", "error other"]
+        );
+        assert!(messages_at("OFF").is_empty());
+    }
+
+    #[test]
+    fn a_client_fault_below_the_level_is_dropped_not_replaced() {
+        let lines = logged_at("ERROR", || {
+            tracing::error!(
+                target: "actix_http::h1::dispatcher",
+                "stream error: request parse error: invalid Header provided"
+            );
+        });
+        assert!(lines.is_empty(), "{lines:?}");
     }
 
     #[test]
