@@ -4,7 +4,9 @@
 //! component at a time with `O_NOFOLLOW`, so a symlink planted anywhere in a workspace (by a
 //! job running as the user) is never followed: not on the way to a file, not at the file
 //! itself (files are written to a temporary name and renamed over the old entry, so a
-//! symlink or hard link there is replaced, not written through), not by a chown (`fchown`
+//! symlink or hard link there is replaced, not written through; a workspace being created
+//! stays mode 0700 and uws's own until it is filled, so nothing can be planted in it and its
+//! files are created at their names with `O_EXCL`), not by a chown (`fchown`
 //! on the open descriptor, `AT_SYMLINK_NOFOLLOW` for links). Workspace paths are exactly
 //! `<account>/<id>`, so nothing is ever made, changed or re-owned outside a workspace,
 //! and never `root_dir` itself. Symlink sources must resolve inside `dataset_roots`.
