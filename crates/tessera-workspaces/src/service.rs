@@ -621,14 +621,18 @@ impl Uws {
                 NameError::Invalid => Error::bad(format!("Invalid file path specified {raw}")),
             })
         };
-        let mut datasets = self.datasets(details, &symlinks).await?;
+        // Names first: a request refused anyway costs no call of the dataset API.
+        let names = symlinks
+            .iter()
+            .map(|link| name_of(link, "symlink"))
+            .collect::<Result<Vec<_>>>()?;
+        let datasets = self.datasets(details, &symlinks).await?;
         let mut entries = Vec::with_capacity(symlinks.len() + files.len());
-        for link in &symlinks {
-            let name = name_of(link, "symlink")?;
+        for (link, name) in symlinks.iter().zip(names) {
             let source = match (link.get("source_path"), link.get("dataset_uuid")) {
                 (Some(Value::String(path)), _) => path.clone(),
-                (_, Some(Value::String(uuid))) => match datasets.remove(uuid.as_str()) {
-                    Some(path) => path,
+                (_, Some(Value::String(uuid))) => match datasets.get(uuid.as_str()) {
+                    Some(path) => path.clone(),
                     None => {
                         return Err(Error::refused(
                             Kind::Failed,

@@ -176,6 +176,18 @@ async fn dataset_uuid_failures_are_refused_before_anything_is_written() {
     let alice = app.login("alice", "Alice", "Smith").await;
     let t = Some(alice.as_str());
     let link = |uuid: &str| json!({"globus_groups_token": GROUPS_TOKEN, "symlinks": [{"name": "d", "dataset_uuid": uuid}]});
+    // A bad name is refused before the API is asked.
+    assert_refused(
+        app.post_json(
+            "/workspaces/",
+            t,
+            &body(json!({"globus_groups_token": GROUPS_TOKEN, "symlinks": [{"name": "../d", "dataset_uuid": "uuid-public"}]})),
+        )
+        .await,
+        400,
+        "Symlink name cannot contain double dots.",
+    );
+    assert!(api.asked.lock().unwrap().is_empty());
     let cases = [
         (
             json!({"symlinks": [{"name": "d", "dataset_uuid": "uuid-public"}]}),
