@@ -330,6 +330,10 @@ impl Inner {
                 }
                 std::mem::take(&mut group.queue)
             };
+            if !conn.is_autocommit() {
+                // Left open by a call that panicked inside its savepoint.
+                let _ = conn.execute_batch("ROLLBACK");
+            }
             if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
                 // Not run: each call reports the failure to begin.
                 for op in batch {
@@ -337,7 +341,19 @@ impl Inner {
                 }
                 continue;
             }
-            let finishers: Vec<GroupDone> = batch.into_iter().map(|op| op(Ok(&conn))).collect();
+            // A call that panics loses only itself: its work is rolled back, its sender is
+            // dropped in the unwind, so it gets an error, and the batch goes on.
+            let finishers: Vec<GroupDone> = batch
+                .into_iter()
+                .filter_map(|op| {
+                    let run =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(Ok(&conn))));
+                    if run.is_err() {
+                        let _ = conn.execute_batch("ROLLBACK TO grouped; RELEASE grouped");
+                    }
+                    run.ok()
+                })
+                .collect();
             let commit = conn.execute_batch("COMMIT").err();
             if commit.is_some() {
                 let _ = conn.execute_batch("ROLLBACK");
