@@ -117,7 +117,9 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut config = common::config(dir.path(), port, workers);
-    let root_parent = std::env::var_os("UWS_BENCH_ROOT").map(|p| tempfile::tempdir_in(p).unwrap());
+    let root_parent = std::env::var_os("UWS_BENCH_ROOT")
+        .filter(|p| !p.is_empty())
+        .map(|p| tempfile::tempdir_in(p).unwrap());
     if let Some(parent) = &root_parent {
         config["available_storage"]["local"]["root_dir"] = json!(parent.path());
         println!("workspaces under {}", parent.path().display());
