@@ -325,7 +325,7 @@ impl DocumentDao for EmbeddedDao {
         let (id, text) = self.encode(&doc)?;
         let sql = Arc::clone(&self.sql);
         self.inner
-            .write(move |conn| -> Result<usize, Error> {
+            .write_grouped(move |conn| -> Result<usize, Error> {
                 Ok(conn.prepare_cached(&sql.insert)?.execute([id, text])?)
             })
             .await
@@ -337,7 +337,7 @@ impl DocumentDao for EmbeddedDao {
         let (id, text) = self.encode(&doc)?;
         let sql = Arc::clone(&self.sql);
         self.inner
-            .write(move |conn| -> Result<usize, Error> {
+            .write_grouped(move |conn| -> Result<usize, Error> {
                 Ok(conn.prepare_cached(&sql.upsert)?.execute([id, text])?)
             })
             .await
@@ -351,7 +351,7 @@ impl DocumentDao for EmbeddedDao {
         let key = id.clone();
         let changed = self
             .inner
-            .write(move |conn| -> Result<usize, Error> {
+            .write_grouped(move |conn| -> Result<usize, Error> {
                 Ok(conn.prepare_cached(&sql.update)?.execute([key, text])?)
             })
             .await
@@ -367,7 +367,7 @@ impl DocumentDao for EmbeddedDao {
         let key = id.to_owned();
         let changed = self
             .inner
-            .write(move |conn| -> Result<usize, Error> {
+            .write_grouped(move |conn| -> Result<usize, Error> {
                 Ok(conn.prepare_cached(&sql.delete)?.execute([key])?)
             })
             .await?;

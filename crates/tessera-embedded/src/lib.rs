@@ -26,7 +26,10 @@
 //!   returns, but may lose the last commits on power loss.
 //! - **In a process**: rusqlite blocks, so every call runs on `spawn_blocking` with one
 //!   writer connection behind a mutex and a few reader connections (WAL readers do not
-//!   block each other or the writer), all with cached prepared statements.
+//!   block each other or the writer), all with cached prepared statements. DAO writes are
+//!   **group-committed**: the calls that arrive while a commit waits for its fsync share
+//!   the next transaction (each in a savepoint, so one failing call rolls back alone), and
+//!   each returns after the commit that holds it.
 //! - **Documents** (module `dao`): table `c_<collection>` (id, JSON text) per collection and
 //!   a unique index `ux/<collection>/<field>` on the JSON type and value of each unique
 //!   field (documents without the field, or with `null`, never clash). Equality filters are

@@ -84,6 +84,8 @@ pub(crate) struct Inner {
     pub(crate) path: PathBuf,
     pub(crate) options: EmbeddedOptions,
     writer: Mutex<Connection>,
+    /// Calls waiting for a group commit ([`Inner::write_grouped`]).
+    group: Mutex<Group>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     /// Bumped after every publish in this process, so that idle sources wake at once
@@ -183,6 +185,7 @@ impl Inner {
             path: path.to_owned(),
             options,
             writer: Mutex::new(writer),
+            group: Mutex::default(),
             readers,
             next_reader: AtomicUsize::new(0),
             changes: watch::Sender::new(0),
@@ -266,6 +269,101 @@ impl Inner {
         }
     }
 
+    /// Runs `f`, one statement's worth of work, on the writer off the async runtime, in a
+    /// transaction shared with the other calls waiting at the time (group commit): while
+    /// one batch is being committed (`synchronous=FULL` waits for an fsync), new calls
+    /// queue and form the next batch, so concurrent writers share one fsync instead of
+    /// queueing for one each. Each call runs in its own savepoint, so a failing call
+    /// (a unique-index clash) rolls back alone; every call returns after the commit that
+    /// holds it, with its own result, or with the commit's error.
+    pub(crate) async fn write_grouped<T, E>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let op: GroupOp = Box::new(move |conn: Result<&Connection, &rusqlite::Error>| {
+            let done = match conn {
+                Ok(conn) => in_savepoint(conn, f),
+                Err(e) => Err(Error::Sqlite(copy_failure(e)).into()),
+            };
+            Box::new(move |commit: Option<&rusqlite::Error>| {
+                let done = match (done, commit) {
+                    (Ok(_), Some(e)) => Err(Error::Sqlite(copy_failure(e)).into()),
+                    (done, _) => done,
+                };
+                let _ = tx.send(done);
+            }) as GroupDone
+        });
+        let lead = {
+            let mut group = self.group.lock().unwrap_or_else(PoisonError::into_inner);
+            group.queue.push(op);
+            !std::mem::replace(&mut group.committing, true)
+        };
+        if lead {
+            let inner = Arc::clone(self);
+            tokio::task::spawn_blocking(move || inner.commit_groups());
+        }
+        match rx.await {
+            Ok(result) => result,
+            // The committer panicked: its writer is unusable for this call.
+            Err(_) => Err(Error::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the group committer stopped".into()),
+            ))
+            .into()),
+        }
+    }
+
+    /// Commits the queued batches until the queue is empty. Blocking.
+    fn commit_groups(&self) {
+        let conn = lock(&self.writer);
+        loop {
+            let batch = {
+                let mut group = self.group.lock().unwrap_or_else(PoisonError::into_inner);
+                if group.queue.is_empty() {
+                    group.committing = false;
+                    return;
+                }
+                std::mem::take(&mut group.queue)
+            };
+            if !conn.is_autocommit() {
+                // Left open by a call that panicked inside its savepoint.
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                // Not run: each call reports the failure to begin.
+                for op in batch {
+                    op(Err(&e))(None);
+                }
+                continue;
+            }
+            // A call that panics loses only itself: its work is rolled back, its sender is
+            // dropped in the unwind, so it gets an error, and the batch goes on.
+            let finishers: Vec<GroupDone> = batch
+                .into_iter()
+                .filter_map(|op| {
+                    let run =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(Ok(&conn))));
+                    if run.is_err() {
+                        let _ = conn.execute_batch("ROLLBACK TO grouped; RELEASE grouped");
+                    }
+                    run.ok()
+                })
+                .collect();
+            let commit = conn.execute_batch("COMMIT").err();
+            if commit.is_some() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            for finish in finishers {
+                finish(commit.as_ref());
+            }
+        }
+    }
+
     /// Runs `f` on the writer on the calling thread; for `Drop`, which cannot await.
     pub(crate) fn write_now<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
         self.with_writer(f)
@@ -279,6 +377,53 @@ impl Inner {
     /// Wakes this process's members waiting for a lease.
     pub(crate) fn notify_release(&self) {
         self.releases.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// A queued call of [`Inner::write_grouped`]: runs its statement inside the batch's
+/// transaction (or is handed the error that kept the transaction from starting) and
+/// returns what to do once the commit is known.
+type GroupOp = Box<dyn FnOnce(Result<&Connection, &rusqlite::Error>) -> GroupDone + Send>;
+/// Delivers a call's result given the commit's error, if any.
+type GroupDone = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+
+/// The calls waiting for the next group commit.
+#[derive(Default)]
+pub(crate) struct Group {
+    queue: Vec<GroupOp>,
+    /// A committer is running and will take what is queued.
+    committing: bool,
+}
+
+/// Runs `f` in a savepoint, rolled back when `f` fails.
+fn in_savepoint<T, E: From<Error>>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    conn.execute_batch("SAVEPOINT grouped")
+        .map_err(|e| E::from(e.into()))?;
+    let done = f(conn);
+    let end = if done.is_ok() {
+        "RELEASE grouped"
+    } else {
+        "ROLLBACK TO grouped; RELEASE grouped"
+    };
+    match (conn.execute_batch(end), done) {
+        (Err(e), Ok(_)) => Err(E::from(e.into())),
+        (_, done) => done,
+    }
+}
+
+/// A copy of a commit's error for each call of the batch (rusqlite errors do not clone).
+fn copy_failure(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
     }
 }
 

@@ -136,6 +136,54 @@ async fn constraint_violations_name_the_field_and_store_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_commits_but_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let store = open(&path);
+    let dao = people(&store).await;
+    // 100 pairs racing for one e-mail address each: group commit puts many of them in one
+    // transaction, and a clash must roll back only the call that clashed.
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let dao = dao.clone();
+            tokio::spawn(async move {
+                let person = doc(json!({"id": format!("p{i}"), "email": format!("{}@x", i / 2), "handle": format!("h{i}")}));
+                (i, dao.insert(person).await)
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for call in calls {
+        let (i, result) = call.await.unwrap();
+        match result {
+            Ok(()) => won.push(i),
+            Err(DaoError::AlreadyExists { field, .. }) => assert_eq!(field, "email"),
+            Err(other) => panic!("insert {i}: {other:?}"),
+        }
+    }
+    assert_eq!(won.len(), 100, "{won:?}");
+    let missing = dao.update(doc(json!({"id": "nobody", "email": "n@x", "handle": "n"})));
+    let first = format!("p{}", won[0]);
+    let deleted = dao.delete(&first);
+    let (missing, deleted) = tokio::join!(missing, deleted);
+    assert!(
+        matches!(missing, Err(DaoError::NotFound { .. })),
+        "{missing:?}"
+    );
+    deleted.unwrap();
+    // Every acknowledged write is in the file, as another store on it sees.
+    let other = people(&open(&path)).await;
+    let stored = other.find_all(&Filter::new()).await.unwrap();
+    assert_eq!(stored.len(), 99);
+    for i in &won[1..] {
+        assert_eq!(
+            other.get_by_id(&format!("p{i}")).await.unwrap()["email"],
+            json!(format!("{}@x", i / 2))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unique_values_compare_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir.path().join("s.sqlite"));

@@ -6,7 +6,7 @@
 //! - [`model`]: the records (`User`, `Token`, `Workspace`, `Job`, `Share`) and their wire
 //!   forms (the original's datetime and nesting quirks);
 //! - [`storage`]: the storage port, [`EntryName`] (names that cannot climb out);
-//! - [`identity`]: the token-introspection port;
+//! - [`identity`]: the token-introspection port; [`datasets`]: the dataset-uuid port;
 //! - [`state`]: every record in memory, written through to the DAO protocol;
 //! - [`service`]: [`Uws`], every rule, message and check order of the routes;
 //! - [`jobs`]: start, list, stop, the job monitors; [`resource`]: the resource port;
@@ -14,6 +14,7 @@
 //!   space and core-hour limits, enforced;
 //! - [`worker`]: the background queue (scans, deletions, share copies).
 
+pub mod datasets;
 pub mod identity;
 pub mod jobs;
 pub mod model;
@@ -25,6 +26,7 @@ pub mod state;
 pub mod storage;
 pub mod worker;
 
+pub use datasets::DatasetResolver;
 pub use identity::{Identity, Introspector};
 pub use jobs::{JobEvent, JobKind, JobSettings};
 pub use model::{Job, JobStatus, Share, Token, User, Workspace, WorkspaceStatus};

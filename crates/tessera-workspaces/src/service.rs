@@ -1,7 +1,7 @@
 //! [`Uws`]: the rules of every route, with the original's messages and check order
 //! (§A1, corrected by §A10), and the fixes of §A10.7, §A10.8 and §A10.14.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -11,12 +11,14 @@ use serde_json::{Map, Value, json};
 
 use tokio::sync::broadcast;
 
+use crate::datasets::{self, DatasetResolver, Resolved};
 use crate::identity::{self, Identity, Introspector};
 use crate::jobs::{JobEvent, JobSettings};
 use crate::model::{
     API_CLIENTS_GROUP, CurrentDetails, Named, Share, Token, User, Workspace, WorkspaceDetails,
     WorkspaceStatus, iso_z, now_micros, workspace_matches,
 };
+use crate::params::py_repr;
 use crate::state::Records;
 use crate::storage::{self, Account, Entry, EntryName, NameError, Storage};
 use crate::worker::{self, Queue, Task};
@@ -95,6 +97,7 @@ pub struct Uws {
     pub(crate) records: Records,
     pub(crate) storage: Arc<dyn Storage>,
     introspector: Option<Arc<dyn Introspector>>,
+    datasets: Option<Arc<dyn DatasetResolver>>,
     settings: Settings,
     pub(crate) queue: Queue,
     clock: Clock,
@@ -183,6 +186,7 @@ impl Uws {
                 records,
                 storage,
                 introspector,
+                datasets: None,
                 settings,
                 queue,
                 clock,
@@ -192,6 +196,14 @@ impl Uws {
             },
             rx,
         )
+    }
+
+    /// The core with `dataset_uuid` symlinks resolved by `resolver` (without one they are
+    /// 500 "Could not resolve dataset_uuid <uuid>.").
+    #[must_use]
+    pub fn with_datasets(mut self, resolver: Arc<dyn DatasetResolver>) -> Self {
+        self.datasets = Some(resolver);
+        self
     }
 
     /// The core with jobs (a resource, job types, parameters).
@@ -609,17 +621,25 @@ impl Uws {
                 NameError::Invalid => Error::bad(format!("Invalid file path specified {raw}")),
             })
         };
+        // Names first: a request refused anyway costs no call of the dataset API.
+        let names = symlinks
+            .iter()
+            .map(|link| name_of(link, "symlink"))
+            .collect::<Result<Vec<_>>>()?;
+        let datasets = self.datasets(details, &symlinks).await?;
         let mut entries = Vec::with_capacity(symlinks.len() + files.len());
-        for link in &symlinks {
-            let name = name_of(link, "symlink")?;
+        for (link, name) in symlinks.iter().zip(names) {
             let source = match (link.get("source_path"), link.get("dataset_uuid")) {
                 (Some(Value::String(path)), _) => path.clone(),
-                (_, Some(Value::String(uuid))) => {
-                    return Err(Error::refused(
-                        Kind::Failed,
-                        format!("Could not resolve dataset_uuid {uuid}."),
-                    ));
-                }
+                (_, Some(Value::String(uuid))) => match datasets.get(uuid.as_str()) {
+                    Some(path) => path.clone(),
+                    None => {
+                        return Err(Error::refused(
+                            Kind::Failed,
+                            format!("Could not resolve dataset_uuid {uuid}."),
+                        ));
+                    }
+                },
                 _ => {
                     return Err(Error::bad(
                         "Invalid workspace details: every symlink needs a source_path.",
@@ -659,6 +679,75 @@ impl Uws {
             "symlinks": symlinks,
         });
         Ok(Requested { entries, request })
+    }
+
+    /// The paths of the `dataset_uuid`s among `symlinks` (symlinks with a `source_path`
+    /// need none), asked of the dataset resolver at once with `globus_groups_token`, in
+    /// the original's order of checks (§A8.2): token, the API as a whole, then every
+    /// uuid's error together.
+    async fn datasets(
+        &self,
+        details: &Map<String, Value>,
+        symlinks: &[Map<String, Value>],
+    ) -> Result<HashMap<String, String>> {
+        let mut uuids: Vec<String> = symlinks
+            .iter()
+            .filter(|link| !matches!(link.get("source_path"), Some(Value::String(_))))
+            .filter_map(|link| link.get("dataset_uuid").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect();
+        uuids.sort();
+        uuids.dedup();
+        let Some(resolver) = self.datasets.as_ref().filter(|_| !uuids.is_empty()) else {
+            return Ok(HashMap::new());
+        };
+        let token = match details.get("globus_groups_token") {
+            Some(Value::String(token)) if !token.is_empty() => token,
+            _ => {
+                return Err(Error::bad(
+                    "No globus_groups_token passed when trying to use dataset_uuid.",
+                ));
+            }
+        };
+        let failed = |message: String| Error::refused(Kind::Failed, message);
+        let answers = resolver.resolve(&uuids, token).await.map_err(|e| {
+            tracing::warn!(error = %e, "resolving dataset uuids failed");
+            match e {
+                datasets::Error::Unreachable(_) => {
+                    failed("Could not reach the dataset API.".into())
+                }
+                datasets::Error::Status { status: 500, body } => {
+                    failed(format!("Server side error: {body}"))
+                }
+                datasets::Error::Status { status, body } => failed(format!(
+                    "The dataset API refused the request ({status}): {body}"
+                )),
+                datasets::Error::Garbage(_) => {
+                    failed("Invalid answer from the dataset API.".into())
+                }
+            }
+        })?;
+        let mut paths = HashMap::new();
+        let mut errors = Vec::new();
+        for (uuid, answer) in uuids.into_iter().zip(answers) {
+            match answer {
+                Resolved::Path(path) => {
+                    paths.insert(uuid, path);
+                }
+                Resolved::Error(why) => errors.push(format!(
+                    "{{'uuid': {}, 'error': {}}}",
+                    py_repr(&Value::String(uuid)),
+                    py_repr(&Value::String(why))
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(failed(format!(
+                "Errors encountered when attempting to gather UUID information: [{}]",
+                errors.join(", ")
+            )));
+        }
+        Ok(paths)
     }
 
     pub(crate) fn check_job_type(&self, job_type: &str) -> Result<()> {

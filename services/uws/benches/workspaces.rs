@@ -11,7 +11,10 @@
 //! per request (from /proc) and the machine load (`uptime`) at the time.
 //!
 //! Knobs (environment): `UWS_BENCH_SECONDS` (default 10), `UWS_BENCH_CONCURRENCY` (default
-//! 32), `UWS_BENCH_WORKERS` (actix workers, default 2).
+//! 32), `UWS_BENCH_WORKERS` (actix workers, default 2), `UWS_BENCH_ROOT` (a directory to
+//! hold the workspaces instead of the temporary directory, e.g. a tmpfs such as `/dev/shm`
+//! to take the disk file system's inode allocation out of the figure; the store stays in
+//! the temporary directory, so its commits still reach the disk).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -114,6 +117,13 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut config = common::config(dir.path(), port, workers);
+    let root_parent = std::env::var_os("UWS_BENCH_ROOT")
+        .filter(|p| !p.is_empty())
+        .map(|p| tempfile::tempdir_in(p).unwrap());
+    if let Some(parent) = &root_parent {
+        config["available_storage"]["local"]["root_dir"] = json!(parent.path());
+        println!("workspaces under {}", parent.path().display());
+    }
     config["available_job_types"] = json!({"jupyter_lab": {"name": "JupyterLab", "job_type": "JupyterLabJob", "environment_details": {}}});
     let Served {
         server: _server,

@@ -24,6 +24,9 @@ pub const LOCAL_AUTH: &str = "LocalUserAuthentication";
 pub const GLOBUS_AUTH: &str = "GlobusUserAuthentication";
 /// The storage type of the local file system.
 pub const LOCAL_STORAGE: &str = "LocalFileSystemStorage";
+/// The local file system with `dataset_uuid` symlinks resolved by HuBMAP's ingest API
+/// (`connection_details.root_url`).
+pub const HUBMAP_STORAGE: &str = "HubmapLocalFileSystemStorage";
 /// The local-process resource type.
 pub const LOCAL_RESOURCE: &str = "LocalResource";
 /// The Slurm resource type (through the Slurm commands).
@@ -101,7 +104,8 @@ pub struct StorageConfig {
     /// Display name.
     #[serde(default)]
     pub name: String,
-    /// `LocalFileSystemStorage`.
+    /// `LocalFileSystemStorage`, or `HubmapLocalFileSystemStorage` (with
+    /// `connection_details.root_url`, the ingest API that resolves `dataset_uuid`s).
     pub storage_type: String,
     /// Key into `available_user_authentication` (the account mapping).
     #[serde(default)]
@@ -123,6 +127,20 @@ pub struct StorageConfig {
     /// Addition: the lowest uid a user may map to (system accounts are refused).
     #[serde(default = "default_min_uid")]
     pub min_uid: u32,
+}
+
+impl StorageConfig {
+    /// The ingest API that resolves `dataset_uuid`s: `connection_details.root_url` of a
+    /// `HubmapLocalFileSystemStorage`, when it is an http(s) URL.
+    pub fn dataset_root_url(&self) -> Option<&str> {
+        if self.storage_type != HUBMAP_STORAGE {
+            return None;
+        }
+        self.connection_details
+            .get("root_url")
+            .and_then(Value::as_str)
+            .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
+    }
 }
 
 fn default_min_uid() -> u32 {
@@ -366,13 +384,19 @@ impl UwsConfig {
         }
         let storage = self.storage()?;
         let skey = format!("available_storage.{}", self.main_storage);
-        if storage.storage_type != LOCAL_STORAGE {
+        if storage.storage_type != LOCAL_STORAGE && storage.storage_type != HUBMAP_STORAGE {
             return Err(invalid(
                 format!("{skey}.storage_type"),
                 format!(
-                    "unknown type {:?} (expected {LOCAL_STORAGE})",
+                    "unknown type {:?} (expected {LOCAL_STORAGE} or {HUBMAP_STORAGE})",
                     storage.storage_type
                 ),
+            ));
+        }
+        if storage.storage_type == HUBMAP_STORAGE && storage.dataset_root_url().is_none() {
+            return Err(invalid(
+                format!("{skey}.connection_details.root_url"),
+                "must be an http(s) URL (the ingest API)",
             ));
         }
         if !storage.user_authentication.is_empty()

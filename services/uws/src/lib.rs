@@ -11,12 +11,14 @@
 //! - [`local`]: the local-process provider of the resource port; [`slurm`]: the Slurm
 //!   provider (on `tessera-slurm`);
 //! - [`introspect`]: RFC 7662 token introspection (Globus Auth, any OIDC provider);
+//! - [`datasets`]: HuBMAP's ingest API, which resolves `dataset_uuid` symlinks;
 //! - [`rest`]: the HTTP translator, the envelope and the one status mapping;
 //! - [`prepare`]: the composition root; [`prepare::Overrides`] for tests;
 //! - [`service`]: the service as `tessera-service` runs it; [`cli`]: `uws api-client`.
 
 pub mod cli;
 pub mod config;
+pub mod datasets;
 pub mod introspect;
 pub mod local;
 pub mod prepare;

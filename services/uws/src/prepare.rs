@@ -17,12 +17,14 @@ use tessera_workspaces::service::Clock;
 use tessera_workspaces::state::Records;
 use tessera_workspaces::worker::Receiver;
 use tessera_workspaces::{
-    Introspector, JobKind, JobSettings, LoginMode, Resource, Settings, Storage, Uws,
+    DatasetResolver, Introspector, JobKind, JobSettings, LoginMode, Resource, Settings, Storage,
+    Uws,
 };
 
 use crate::config::{
     COMMAND_JOB, GLOBUS_AUTH, GLOBUS_INTROSPECT, PREFIX, SLURM_RESOURCE, UwsConfig,
 };
+use crate::datasets::HubmapDatasets;
 use crate::introspect::HttpIntrospector;
 use crate::local::LocalResource;
 use crate::rest::{self, RestState, openapi};
@@ -45,6 +47,8 @@ pub struct Overrides {
     pub clock: Option<Clock>,
     /// The resource jobs run on.
     pub resource: Option<Arc<dyn Resource>>,
+    /// The resolver of `dataset_uuid` symlinks.
+    pub datasets: Option<Arc<dyn DatasetResolver>>,
 }
 
 impl fmt::Debug for Overrides {
@@ -190,6 +194,24 @@ fn job_settings(
     }))
 }
 
+/// The ingest API client of a `HubmapLocalFileSystemStorage`, else none.
+fn dataset_resolver(config: &UwsConfig) -> Result<Option<Arc<dyn DatasetResolver>>> {
+    let Some(url) = config.storage()?.dataset_root_url() else {
+        return Ok(None);
+    };
+    let client = HubmapDatasets::new(url, DATASET_API_TIMEOUT).map_err(|e| Error::Config {
+        key: format!(
+            "available_storage.{}.connection_details.root_url",
+            config.main_storage
+        ),
+        message: e.to_string(),
+    })?;
+    Ok(Some(Arc::new(client)))
+}
+
+/// How long a create waits for the ingest API.
+const DATASET_API_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Builds every provider and the core. Validates the config first, so a bad key fails
 /// here with the key's name.
 pub async fn prepare(config: UwsConfig, mut overrides: Overrides) -> Result<Core> {
@@ -247,6 +269,12 @@ pub async fn prepare(config: UwsConfig, mut overrides: Overrides) -> Result<Core
         .take()
         .unwrap_or_else(|| Arc::new(chrono::Utc::now));
     let (mut uws, worker) = Uws::new(records, storage, introspector, settings, clock);
+    if let Some(datasets) = match overrides.datasets.take() {
+        Some(d) => Some(d),
+        None => dataset_resolver(&config)?,
+    } {
+        uws = uws.with_datasets(datasets);
+    }
     if let Some(jobs) = job_settings(&config, overrides.resource.take())? {
         uws = uws.with_jobs(jobs);
     }

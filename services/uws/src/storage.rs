@@ -4,7 +4,9 @@
 //! component at a time with `O_NOFOLLOW`, so a symlink planted anywhere in a workspace (by a
 //! job running as the user) is never followed: not on the way to a file, not at the file
 //! itself (files are written to a temporary name and renamed over the old entry, so a
-//! symlink or hard link there is replaced, not written through), not by a chown (`fchown`
+//! symlink or hard link there is replaced, not written through; a workspace being created
+//! stays mode 0700 and uws's own until it is filled, so nothing can be planted in it and its
+//! files are created at their names with `O_EXCL`), not by a chown (`fchown`
 //! on the open descriptor, `AT_SYMLINK_NOFOLLOW` for links). Workspace paths are exactly
 //! `<account>/<id>`, so nothing is ever made, changed or re-owned outside a workspace,
 //! and never `root_dir` itself. Symlink sources must resolve inside `dataset_roots`.
@@ -100,16 +102,27 @@ fn create_owned(
     account: &Account,
     shown: &str,
 ) -> Result<OwnedFd> {
+    create_at(dir, name, account, shown).map_err(io(format!("creating {shown}")))
+}
+
+/// Creates the new regular file `name` in `dir` owned by `account`, or the error of the
+/// create (`EXIST` when anything, a symlink included, is there).
+fn create_at(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    account: &Account,
+    shown: &str,
+) -> std::result::Result<OwnedFd, Errno> {
     let fd = rustix::fs::openat(
         dir,
         name,
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
-    )
-    .map_err(io(format!("creating {shown}")))?;
+    )?;
     if let Err(e) = chown_fd(fd.as_fd(), account) {
         let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
-        return Err(io(format!("owning {shown}"))(e));
+        tracing::warn!(error = %e, file = shown, "owning a new file failed");
+        return Err(e);
     }
     Ok(fd)
 }
@@ -231,11 +244,16 @@ impl Inner {
         open_dir(user_fd.as_fd(), id).map_err(|e| refused_or(e, path))
     }
 
+    /// Writes `entries` below `ws`. In a `fresh` workspace (made by this call, not yet
+    /// handed to its owner, so nobody else can have put anything in it) a file is created
+    /// at its name directly; `O_EXCL` still refuses anything there (a name the request
+    /// lists twice), which falls back to the temporary name and rename.
     fn write_entries(
         &self,
         ws: BorrowedFd<'_>,
         account: &Account,
         entries: Vec<Entry>,
+        fresh: bool,
     ) -> Result<()> {
         for entry in entries {
             let name = match &entry {
@@ -255,6 +273,18 @@ impl Inner {
             let at = parent.as_ref().map_or(ws, AsFd::as_fd);
             match entry {
                 Entry::File { content, .. } => {
+                    if fresh {
+                        match create_at(at, last, account, name.as_str()) {
+                            Ok(fd) => {
+                                File::from(fd)
+                                    .write_all(&content)
+                                    .map_err(std_io(format!("writing {name}")))?;
+                                continue;
+                            }
+                            Err(Errno::EXIST) => {}
+                            Err(e) => return Err(io(format!("creating {name}"))(e)),
+                        }
+                    }
                     let tmp = tmp_name();
                     let fd = create_owned(at, &tmp, account, name.as_str())?;
                     let written = File::from(fd)
@@ -293,6 +323,9 @@ impl Inner {
         Ok(())
     }
 
+    /// Makes the workspace directory `path`, mode 0700 and still uws's own: the caller
+    /// fills it, then hands it over with [`Inner::hand_over`], so nobody else can put
+    /// anything in it meanwhile.
     fn make_workspace(&self, path: &str, account: &Account) -> Result<OwnedFd> {
         let (user, id) = workspace_parts(path)?;
         if user != account.name {
@@ -302,9 +335,12 @@ impl Inner {
             .map_err(|e| refused_or(e, path))?;
         rustix::fs::mkdirat(user_fd.as_fd(), id, Mode::from_raw_mode(0o700))
             .map_err(io(format!("creating {path}")))?;
-        let ws = open_dir(user_fd.as_fd(), id).map_err(io(format!("opening {path}")))?;
-        chown_fd(ws.as_fd(), account).map_err(io(format!("owning {path}")))?;
-        Ok(ws)
+        open_dir(user_fd.as_fd(), id).map_err(io(format!("opening {path}")))
+    }
+
+    /// Gives the filled workspace `ws` to `account`.
+    fn hand_over(ws: BorrowedFd<'_>, path: &str, account: &Account) -> Result<()> {
+        chown_fd(ws, account).map_err(io(format!("owning {path}")))
     }
 
     fn remove(&self, path: &str) {
@@ -513,7 +549,9 @@ impl Storage for LocalStorage {
         let (path, account) = (path.to_owned(), account.clone());
         self.blocking("create", move |inner| {
             let ws = inner.make_workspace(&path, &account)?;
-            let written = inner.write_entries(ws.as_fd(), &account, entries);
+            let written = inner
+                .write_entries(ws.as_fd(), &account, entries, true)
+                .and_then(|()| Inner::hand_over(ws.as_fd(), &path, &account));
             if written.is_err() {
                 inner.remove(&path);
             }
@@ -526,7 +564,7 @@ impl Storage for LocalStorage {
         let (path, account) = (path.to_owned(), account.clone());
         self.blocking("write", move |inner| {
             let ws = inner.workspace(&path)?;
-            inner.write_entries(ws.as_fd(), &account, entries)
+            inner.write_entries(ws.as_fd(), &account, entries, false)
         })
         .await
     }
@@ -583,7 +621,9 @@ impl Storage for LocalStorage {
         self.blocking("copy", move |inner| {
             let src = inner.workspace(&from)?;
             let dst = inner.make_workspace(&to, &account)?;
-            let copied = inner.copy_dir(src.as_fd(), dst.as_fd(), &account);
+            let copied = inner
+                .copy_dir(src.as_fd(), dst.as_fd(), &account)
+                .and_then(|()| Inner::hand_over(dst.as_fd(), &to, &account));
             if copied.is_err() {
                 inner.remove(&to);
             }

@@ -986,3 +986,36 @@ async fn records_survive_a_restart_and_pending_deletions_resume() {
     assert!(next > id);
     again.stop().await;
 }
+
+#[tokio::test]
+async fn a_new_workspace_is_filled_then_handed_over() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let app = App::spawn().await;
+    let alice = app.login("alice", "Alice", "Smith").await;
+    // A name listed twice: the second replaces the first (by rename, as in a later write).
+    let id = app
+        .create(
+            &alice,
+            &json!({"name": "w", "description": "d", "workspace_details": {"files": [
+                {"name": "a.txt", "content": "first"},
+                {"name": "sub/b.txt", "content": "b"},
+                {"name": "a.txt", "content": "second"},
+            ]}}),
+        )
+        .await;
+    let dir = app.root.join(format!("alice/{id}"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("a.txt")).unwrap(),
+        "second"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("sub/b.txt")).unwrap(), "b");
+    assert_eq!(
+        tree(&dir),
+        ["a.txt", "sub", "sub/b.txt"],
+        "no temporary names left"
+    );
+    let meta = std::fs::metadata(&dir).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    assert_eq!(meta.uid(), rustix::process::geteuid().as_raw());
+    app.stop().await;
+}
