@@ -320,6 +320,10 @@ impl Inner {
 
     /// Commits the queued batches until the queue is empty. Blocking.
     fn commit_groups(&self) {
+        // Should this loop ever unwind outside a call's own `catch_unwind`, the next call
+        // must start a committer again, and the queued ones must get an error (their
+        // senders dropped) instead of waiting for ever.
+        let _unwinding = Unwinding(&self.group);
         let conn = lock(&self.writer);
         loop {
             let batch = {
@@ -393,6 +397,19 @@ pub(crate) struct Group {
     queue: Vec<GroupOp>,
     /// A committer is running and will take what is queued.
     committing: bool,
+}
+
+/// Releases the committer's claim on [`Group`] when [`Inner::commit_groups`] unwinds.
+struct Unwinding<'a>(&'a Mutex<Group>);
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut group = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            group.committing = false;
+            group.queue.clear();
+        }
+    }
 }
 
 /// Runs `f` in a savepoint, rolled back when `f` fails.
