@@ -16,6 +16,33 @@ pub const PYTHON: &str = "TESSERA_PYTHON";
 /// Makes a missing oracle a failure instead of a skip.
 pub const REQUIRE: &str = "TESSERA_REQUIRE_INTEROP";
 
+/// A real JupyterLab's `jupyter` executable (scripts/test installs it).
+pub const JUPYTER: &str = "TESSERA_JUPYTER";
+
+/// `$TESSERA_JUPYTER` when it names an executable file. Otherwise the test should return:
+/// this prints `SKIPPED: <test>: …`, or fails the test under `TESSERA_REQUIRE_INTEROP=1`.
+pub fn jupyter() -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::env::var(JUPYTER) {
+        Ok(path)
+            if std::fs::metadata(&path)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0) =>
+        {
+            Some(path)
+        }
+        other => {
+            let reason = match other {
+                Ok(path) => format!("{JUPYTER}={path} is not an executable file"),
+                Err(_) => format!(
+                    "{JUPYTER} is not set (pip install -r scripts/interop/jupyter-requirements.txt)"
+                ),
+            };
+            crate::skip_or_fail(REQUIRE, &crate::current_test(), &reason);
+            None
+        }
+    }
+}
+
 /// `$TESSERA_PYTHON`, else `python3`.
 pub fn python() -> String {
     std::env::var(PYTHON).unwrap_or_else(|_| "python3".to_owned())

@@ -33,23 +33,90 @@ pub enum JobKind {
         /// The command line.
         command: String,
     },
+    /// JupyterLab (§A5): the script starts `jupyter lab` on a free port of `host`, with the
+    /// per-job token uws made (in the environment, never on a command line) and its
+    /// `base_url` under `/passthrough/<host>/<port>/`, after writing `<host> <port>` to
+    /// `.network_config` in its folder; the job is ready once that address accepts
+    /// connections.
+    JupyterLab {
+        /// The `jupyter` executable.
+        jupyter: String,
+        /// The address the server listens on; `None`: the node's first address
+        /// (`hostname -I`), else 127.0.0.1.
+        host: Option<String>,
+    },
     /// A job type that cannot run (unknown class, missing settings): a start is 400
     /// "Job Type improperly configured…" (§A10.10).
     Misconfigured,
 }
 
+/// Quotes `s` for bash, as one word.
+fn quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 impl JobKind {
+    /// Whether the job serves a web page through the passthrough proxy.
+    fn is_interactive(&self) -> bool {
+        matches!(self, Self::JupyterLab { .. })
+    }
+
     /// The job's bash script.
     fn script(&self, job: &Job) -> Option<String> {
+        let head = format!("#!/bin/bash\n# uws job {} ({})\n", job.id, job.job_type);
         match self {
-            Self::Command { command } => Some(format!(
-                "#!/bin/bash\n# uws job {id} ({kind})\n{command}\n",
-                id = job.id,
-                kind = job.job_type,
-            )),
+            Self::Command { command } => Some(format!("{head}{command}\n")),
+            Self::JupyterLab { jupyter, host } => {
+                let host = match host {
+                    Some(h) => quoted(h),
+                    None => "$(hostname -I 2>/dev/null | awk '{print $1}')".to_owned(),
+                };
+                let token = quoted(job.secret.as_deref()?);
+                Some(format!(
+                    "{head}set -euo pipefail\n\
+                     host={host}\n\
+                     host=${{host:-127.0.0.1}}\n\
+                     port=\n\
+                     for _ in $(seq 1 200); do\n\
+                     \x20 candidate=$(( 2000 + (RANDOM * 32768 + RANDOM) % 63536 ))\n\
+                     \x20 if ! (exec 3<>\"/dev/tcp/$host/$candidate\") 2>/dev/null; then port=$candidate; break; fi\n\
+                     done\n\
+                     [ -n \"$port\" ] || {{ echo 'uws: no free port found' >&2; exit 1; }}\n\
+                     printf '%s %s\\n' \"$host\" \"$port\" > .network_config\n\
+                     export JUPYTER_TOKEN={token}\n\
+                     as_root=()\n\
+                     [ \"$(id -u)\" != 0 ] || as_root=(--allow-root)\n\
+                     exec {jupyter} lab --no-browser --ip=\"$host\" --port=\"$port\" \\\n\
+                     \x20 --ServerApp.port_retries=0 --ServerApp.allow_remote_access=True \\\n\
+                     \x20 --ServerApp.base_url=\"/passthrough/$host/$port/\" \\\n\
+                     \x20 --ServerApp.root_dir=\"$(dirname \"$PWD\")\" \"${{as_root[@]}}\"\n",
+                    jupyter = quoted(jupyter),
+                ))
+            }
             Self::Misconfigured => None,
         }
     }
+}
+
+/// `<host> <port>` as a JupyterLab job writes it to `.network_config` (split on white
+/// space, so a host name with a dash is fine, unlike the original's "host-port").
+pub fn network_config(raw: &[u8]) -> Option<(String, u16)> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let mut words = text.split_whitespace();
+    let (host, port, rest) = (words.next()?, words.next()?, words.next());
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    let is_name = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    let is_address = host.parse::<std::net::IpAddr>().is_ok();
+    (rest.is_none() && (is_name || is_address)).then(|| (host.to_owned(), port))
+}
+
+/// The passthrough path of a job's web server.
+pub fn passthrough_path(host: &str, port: u16) -> String {
+    format!("/passthrough/{host}/{port}/")
 }
 
 /// A change of a job, sent to its websocket subscribers.
@@ -76,7 +143,19 @@ pub struct JobSettings {
     pub root_dir: PathBuf,
     /// How often a monitor asks the resource.
     pub poll_interval: StdDuration,
+    /// The resource's `passthrough_domain`: a ready web server's
+    /// `connection_details.url_domain`.
+    pub passthrough_domain: Option<String>,
+    /// Whether jobs run on this host (a local resource): only then may a job's web server
+    /// listen on a loopback address, which the passthrough proxy would otherwise open to
+    /// the host's own loopback services.
+    pub jobs_on_this_host: bool,
 }
+
+/// How often a running interactive job that is not ready yet is checked.
+const READINESS_INTERVAL: StdDuration = StdDuration::from_secs(1);
+/// The most of `.network_config` that is read.
+const NETWORK_CONFIG_MAX: usize = 512;
 
 /// The jobs' channel: every change of every job.
 pub fn events() -> broadcast::Sender<JobEvent> {
@@ -188,6 +267,10 @@ impl Uws {
         let mapped = params::translate(&options, settings.parameter_mapping.as_ref());
         self.check_core_hours(user.id)?;
         let now = self.now();
+        let interactive = settings
+            .kinds
+            .get(&job_type)
+            .is_some_and(JobKind::is_interactive);
         let job = {
             let _write = self.records.lock().await;
             let job = Job {
@@ -208,6 +291,7 @@ impl Uws {
                     "request_job_details": job_details,
                     "current_job_details": {},
                 }),
+                secret: interactive.then(crate::service::token_key),
             };
             self.records.jobs.insert(&job).await?;
             self.records.apply(|t| t.jobs.insert(job.id, job.clone()));
@@ -388,6 +472,13 @@ impl Uws {
             return;
         };
         let mut closing = self.closing.subscribe();
+        let interactive = self
+            .records
+            .read()
+            .jobs
+            .get(&id)
+            .and_then(|j| settings.kinds.get(&j.job_type))
+            .is_some_and(JobKind::is_interactive);
         loop {
             if *closing.borrow_and_update() {
                 return;
@@ -398,9 +489,17 @@ impl Uws {
             if !is_active(job.status) {
                 return;
             }
+            let mut interval = settings.poll_interval;
             match settings.resource.state(job.resource_job_id).await {
                 Ok(observed) => match self.observe(id, observed).await {
                     Ok(true) => return,
+                    Ok(false) if interactive => match self.check_ready(&settings, id).await {
+                        Ok(true) => {}
+                        Ok(false) => interval = interval.min(READINESS_INTERVAL),
+                        Err(e) => {
+                            tracing::error!(job = id, error = %e, "recording readiness failed")
+                        }
+                    },
                     Ok(false) => {}
                     Err(e) => {
                         tracing::error!(job = id, error = %e, "recording the job state failed")
@@ -409,11 +508,123 @@ impl Uws {
                 Err(e) => tracing::warn!(job = id, error = %e, "asking the resource failed"),
             }
             tokio::select! {
-                () = tokio::time::sleep(settings.poll_interval) => {}
+                () = tokio::time::sleep(interval) => {}
                 () = settings.resource.changed(job.resource_job_id) => {}
                 _ = closing.changed() => return,
             }
         }
+    }
+
+    /// The readiness check of an interactive job (§A5 `status_check`) while it runs and is
+    /// not ready: its `.network_config`, then whether the address accepts connections;
+    /// records the progress message when it changes, and once ready `proxy_details`,
+    /// `connection_details` (`url_path` with the job's token, `url_domain`) and
+    /// `metrics.time_init`. True when there is nothing left to wait for (ready, or not
+    /// running).
+    async fn check_ready(&self, settings: &JobSettings, id: i64) -> Result<bool> {
+        let (job, file_path) = {
+            let tables = self.records.read();
+            let Some(job) = tables.jobs.get(&id).cloned() else {
+                return Ok(true);
+            };
+            let file_path = job
+                .workspace_id
+                .and_then(|w| tables.workspaces.get(&w))
+                .map(|w| w.file_path.clone());
+            (job, file_path)
+        };
+        let current = &job.job_details["current_job_details"];
+        if job.status != JobStatus::Running || current.get("connection_details").is_some() {
+            return Ok(true);
+        }
+        let (Some(file_path), Some(secret)) = (file_path, job.secret.clone()) else {
+            return Ok(true);
+        };
+        let address = match self
+            .storage
+            .read_job_file(&file_path, id, ".network_config", NETWORK_CONFIG_MAX)
+            .await
+        {
+            Ok(Some(raw)) => network_config(&raw),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(job = id, error = %e, "reading .network_config failed");
+                None
+            }
+        };
+        let Some((host, port)) = address else {
+            self.progress(id, current, "No network config found.")
+                .await?;
+            return Ok(false);
+        };
+        let target = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host(&target)
+            .await
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        let local = |a: &std::net::SocketAddr| a.ip().is_loopback() || a.ip().is_unspecified();
+        if !settings.jobs_on_this_host && addresses.iter().any(local) {
+            self.progress(id, current, "Network config not allowed.")
+                .await?;
+            return Ok(false);
+        }
+        let answers = match addresses.first() {
+            Some(address) => tokio::time::timeout(
+                StdDuration::from_secs(2),
+                tokio::net::TcpStream::connect(address),
+            )
+            .await
+            .is_ok_and(|connected| connected.is_ok()),
+            None => false,
+        };
+        if !answers {
+            self.progress(id, current, "Webserver not ready.").await?;
+            return Ok(false);
+        }
+        let path = passthrough_path(&host, port);
+        let now = self.now();
+        let domain = settings.passthrough_domain.clone();
+        self.change_job(id, |j| {
+            let details = &mut j.job_details["current_job_details"];
+            details["message"] = json!("Webserver ready.");
+            details["proxy_details"] = json!({"hostname": host, "port": port, "path": path});
+            let mut connection = json!({"url_path": format!("{path}lab?token={secret}")});
+            if let Some(domain) = domain {
+                connection["url_domain"] = json!(domain);
+            }
+            details["connection_details"] = connection;
+            let start = j.datetime_start.unwrap_or(now);
+            j.job_details["metrics"]["time_init"] = json!((now - start).num_seconds().max(0));
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Records an interactive job's progress `message` when it changed.
+    async fn progress(&self, id: i64, current: &Value, message: &str) -> Result<()> {
+        if current.get("message").and_then(Value::as_str) != Some(message) {
+            self.change_job(id, |j| {
+                j.job_details["current_job_details"]["message"] = json!(message);
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `user` may reach `host:port` through the passthrough proxy: it is the web
+    /// server of one of their own running jobs.
+    pub fn passthrough_allowed(&self, user_id: i64, host: &str, port: u16) -> bool {
+        self.records.read().jobs.values().any(|j| {
+            let proxy = &j.job_details["current_job_details"]["proxy_details"];
+            j.user_id == Some(user_id)
+                && j.status == JobStatus::Running
+                && proxy["hostname"].as_str() == Some(host)
+                && proxy["port"].as_u64() == Some(u64::from(port))
+        })
     }
 
     /// Records what the resource reported; true when the job ended.
@@ -509,5 +720,86 @@ impl Uws {
         self.records.workspaces.update(&ws).await?;
         self.records.apply(|t| t.workspaces.insert(id, ws));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(secret: Option<&str>) -> Job {
+        Job {
+            id: 7,
+            user_id: Some(1),
+            workspace_id: Some(2),
+            resource_job_id: -1,
+            job_type: "lab".into(),
+            resource_name: "local".into(),
+            status: JobStatus::Pending,
+            datetime_created: Utc::now(),
+            datetime_start: None,
+            datetime_end: None,
+            core_hours: "0.00000".into(),
+            resource_options: json!({}),
+            job_details: json!({}),
+            secret: secret.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn network_configs_are_host_and_port_and_nothing_else() {
+        assert_eq!(
+            network_config(b"node-1.cluster 8888\n"),
+            Some(("node-1.cluster".into(), 8888))
+        );
+        assert_eq!(network_config(b"::1 80"), Some(("::1".into(), 80)));
+        for bad in [
+            &b""[..],
+            b"host",
+            b"host 0",
+            b"host 70000",
+            b"host 80 extra",
+            b"ho/st 80",
+            b"root:x:0:0:root:/root:/bin/bash",
+            b"\xff 80",
+        ] {
+            assert_eq!(network_config(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_jupyterlab_script_is_bash_with_the_token_in_its_environment_only() {
+        let kind = JobKind::JupyterLab {
+            jupyter: "/opt/it's/jupyter".into(),
+            host: None,
+        };
+        assert_eq!(kind.script(&job(None)), None, "no token, no script");
+        let script = kind.script(&job(Some("0123abcd"))).unwrap();
+        assert!(
+            script.contains("export JUPYTER_TOKEN='0123abcd'\n"),
+            "{script}"
+        );
+        assert!(
+            script.contains("exec '/opt/it'\\''s/jupyter' lab "),
+            "{script}"
+        );
+        assert!(script.contains("--ServerApp.base_url=\"/passthrough/$host/$port/\""));
+        assert_eq!(script.matches("0123abcd").count(), 1, "{script}");
+        let checked = std::process::Command::new("bash")
+            .args(["-n", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(checked.status.success(), "{checked:?}\n{script}");
+    }
+
+    #[test]
+    fn command_scripts_run_the_command() {
+        let kind = JobKind::Command {
+            command: "echo hi".into(),
+        };
+        assert_eq!(
+            kind.script(&job(None)).unwrap(),
+            "#!/bin/bash\n# uws job 7 (lab)\necho hi\n"
+        );
     }
 }

@@ -277,6 +277,11 @@ pub struct Job {
     pub resource_options: Value,
     /// `{metrics, request_job_details, current_job_details}`.
     pub job_details: Value,
+    /// The job's web server credential (a JupyterLab token), made by uws at the start and
+    /// given to the job; never in the wire form until the server is ready, then only in
+    /// the owner's `connection_details.url_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// A share: the copy workspace and where it came from (§A4 `SharedWorkspaceMapping`).

@@ -147,7 +147,7 @@ fn object(body: Body) -> Result<Map<String, Value>> {
 }
 
 /// Forty hex characters from 20 random bytes (DRF's token keys).
-fn token_key() -> String {
+pub(crate) fn token_key() -> String {
     let mut bytes = [0u8; 20];
     rand::thread_rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -158,6 +158,18 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Copies `from` into a new workspace directory `to` owned by `account`: dot-names
     /// skipped, symlinks copied as links, never followed.
     async fn copy(&self, from: &str, to: &str, account: &Account) -> Result<()>;
+
+    /// The content of the small regular file `name` in the job folder `.<job_id>/` of the
+    /// workspace `path`, at most `max` bytes; `None` when there is no such regular file.
+    /// The folder belongs to the job's account, so this MUST NOT follow a symlink anywhere
+    /// on the way and MUST NOT block on what is not a regular file (a FIFO).
+    async fn read_job_file(
+        &self,
+        path: &str,
+        job_id: i64,
+        name: &str,
+        max: usize,
+    ) -> Result<Option<Vec<u8>>>;
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub const LOCAL_RESOURCE: &str = "LocalResource";
 pub const SLURM_RESOURCE: &str = "SlurmResource";
 /// The generic command job type (`environment_details.<resource>.command`).
 pub const COMMAND_JOB: &str = "CommandJob";
+/// The JupyterLab job type (`environment_details.<resource>.{jupyter,host}`, both optional).
+pub const JUPYTER_LAB_JOB: &str = "JupyterLabJob";
 /// Globus Auth's introspection endpoint, used when `connection_details` names none.
 pub const GLOBUS_INTROSPECT: &str = "https://auth.globus.org/v2/oauth2/token/introspect";
 

@@ -22,7 +22,7 @@ use tessera_workspaces::{
 };
 
 use crate::config::{
-    COMMAND_JOB, GLOBUS_AUTH, GLOBUS_INTROSPECT, PREFIX, SLURM_RESOURCE, UwsConfig,
+    COMMAND_JOB, GLOBUS_AUTH, GLOBUS_INTROSPECT, JUPYTER_LAB_JOB, PREFIX, SLURM_RESOURCE, UwsConfig,
 };
 use crate::datasets::HubmapDatasets;
 use crate::introspect::HttpIntrospector;
@@ -124,26 +124,42 @@ fn dependencies(config: &UwsConfig) -> Value {
 }
 
 /// What each job type runs on the main resource: a `CommandJob` its
-/// `environment_details.<main_resource>.command`; anything else cannot run yet.
+/// `environment_details.<main_resource>.command`; a `JupyterLabJob` JupyterLab with the
+/// `jupyter` executable and listening `host` of `environment_details.<main_resource>`
+/// (defaults: `jupyter` from the job's `PATH`; 127.0.0.1 on a local resource, the node's
+/// address on Slurm); anything else cannot run.
 fn job_kinds(config: &UwsConfig) -> std::collections::BTreeMap<String, JobKind> {
     config
         .available_job_types
         .iter()
         .map(|(key, t)| {
-            let command = t
-                .environment_details
-                .get(&config.main_resource)
-                .and_then(|d| d.get("command"))
-                .and_then(Value::as_str);
-            let kind = match (t.job_type.as_str(), command) {
+            let details = t.environment_details.get(&config.main_resource);
+            let text = |key: &str| details.and_then(|d| d.get(key)).and_then(Value::as_str);
+            let kind = match (t.job_type.as_str(), text("command")) {
                 (COMMAND_JOB, Some(command)) => JobKind::Command {
                     command: command.to_owned(),
+                },
+                (JUPYTER_LAB_JOB, _) => JobKind::JupyterLab {
+                    jupyter: text("jupyter").unwrap_or("jupyter").to_owned(),
+                    host: text("host")
+                        .map(str::to_owned)
+                        .or_else(|| on_this_host(config).then(|| "127.0.0.1".to_owned())),
                 },
                 _ => JobKind::Misconfigured,
             };
             (key.clone(), kind)
         })
         .collect()
+}
+
+/// Whether the main resource runs jobs on this host (a `LocalResource`).
+fn on_this_host(config: &UwsConfig) -> bool {
+    config
+        .available_resources
+        .get(&config.main_resource)
+        .is_some_and(|entry| {
+            entry.get("resource_type").and_then(Value::as_str) != Some(SLURM_RESOURCE)
+        })
 }
 
 /// The provider of a resource entry (`validate` checked its type): `SlurmResource`
@@ -191,6 +207,11 @@ fn job_settings(
         parameter_mapping: entry.get("parameter_mapping").cloned(),
         root_dir: config.storage()?.root_dir.clone(),
         poll_interval: Duration::from_secs(config.server.job_poll_interval_seconds.max(1)),
+        passthrough_domain: entry
+            .get("passthrough_domain")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        jobs_on_this_host: on_this_host(config),
     }))
 }
 
@@ -283,6 +304,12 @@ pub async fn prepare(config: UwsConfig, mut overrides: Overrides) -> Result<Core
         uws: uws.clone(),
         status: Arc::new(dependencies(&config)),
         listings: Arc::default(),
+        upstream: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::Internal(format!("the passthrough client: {e}")))?,
     };
     tracing::info!(
         store = if config.server.mongo.mongo_dsn.is_empty() { "embedded" } else { "mongodb" },

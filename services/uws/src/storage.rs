@@ -631,6 +631,41 @@ impl Storage for LocalStorage {
         })
         .await
     }
+
+    async fn read_job_file(
+        &self,
+        path: &str,
+        job_id: i64,
+        name: &str,
+        max: usize,
+    ) -> Result<Option<Vec<u8>>> {
+        let (path, name) = (path.to_owned(), name.to_owned());
+        self.blocking("read", move |inner| {
+            let ws = inner.workspace(&path)?;
+            let absent = |e: Errno| matches!(e, Errno::NOENT | Errno::LOOP | Errno::NOTDIR);
+            let folder = match open_dir(ws.as_fd(), &format!(".{job_id}")) {
+                Err(e) if absent(e) => return Ok(None),
+                other => other.map_err(io(format!("opening {path}/.{job_id}")))?,
+            };
+            // NONBLOCK: a FIFO planted there opens at once (and is then not a regular file).
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            let fd = match rustix::fs::openat(folder.as_fd(), name.as_str(), flags, Mode::empty()) {
+                Err(e) if absent(e) => return Ok(None),
+                other => other.map_err(io(format!("opening {path}/.{job_id}/{name}")))?,
+            };
+            let st = rustix::fs::fstat(&fd).map_err(io(format!("stat of {name}")))?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                return Ok(None);
+            }
+            let mut content = Vec::new();
+            File::from(fd)
+                .take(max as u64)
+                .read_to_end(&mut content)
+                .map_err(std_io(format!("reading {name}")))?;
+            Ok(Some(content))
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -240,8 +240,10 @@ async fn a_command_job_runs_in_its_folder_and_completes_with_core_hours() {
     assert!(done["datetime_start"].is_string());
     let hours = done["core_hours"].as_str().unwrap();
     assert_eq!(hours.split('.').nth(1).map(str::len), Some(5), "{hours}");
+    // The workspace goes idle just after the job's end is recorded.
+    app.wait_for(ws, |w| w.is_some_and(|w| w.status.as_str() == "idle"))
+        .await;
     let w = app.uws.workspace(ws).unwrap();
-    assert_eq!(w.status.as_str(), "idle");
     assert!(w.datetime_last_job_launch.is_some());
     // The options kept are the mapped known ones (parameter_mapping).
     let record = app.uws.records().read().jobs.get(&id).cloned().unwrap();

@@ -3,9 +3,11 @@
 //! `{"success":false,"message"}` on failure; [`ApiError`] is the one status mapping.
 //! `UWS-Authorization` is parsed on every route, anonymous ones included (§A10.3).
 //!
-//! Layout: here the routes, handlers and [`ApiError`]; [`openapi`] the API description.
+//! Layout: here the routes, handlers and [`ApiError`]; [`openapi`] the API description;
+//! `passthrough` the reverse proxy to jobs' web servers.
 
 pub mod openapi;
+mod passthrough;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -33,6 +35,9 @@ pub struct RestState {
     pub status: Arc<Value>,
     /// Unfiltered workspace listings, as sent, per user.
     pub listings: Arc<ListingCache>,
+    /// The passthrough proxy's client (no redirects followed, no proxy from the
+    /// environment).
+    pub upstream: reqwest::Client,
 }
 
 /// The unfiltered `GET /workspaces/` body per user, valid for one generation of the
@@ -258,6 +263,9 @@ pub fn routes(state: RestState) -> impl Fn(&mut web::ServiceConfig) + Clone + Se
                 web::resource("/parameters/")
                     .route(web::get().to(parameters))
                     .default_service(web::to(not_allowed)),
+            )
+            .service(
+                web::resource("/passthrough/{host}/{port}/{tail:.*}").to(passthrough::passthrough),
             );
     }
 }

@@ -108,6 +108,13 @@ const ROUTES: &[(HttpMethod, &str, &str, &str)] = &[
         "config",
         "The resource options users may set",
     ),
+    (
+        HttpMethod::Get,
+        "/passthrough/{host}/{port}/{path}",
+        "jobs",
+        "Reverse proxy (any method, and websockets) to the web server of one of the caller's \
+         running jobs (UWS-Authorization, or uws_token= once, then its cookie); 404 otherwise",
+    ),
 ];
 
 /// The API description (the HTTP stack adds `/health`).
