@@ -291,3 +291,194 @@ async fn a_real_jupyterlab_is_reached_through_the_passthrough_proxy_by_its_owner
     .await;
     app.stop().await;
 }
+
+/// A JupyterLab job whose `jupyter` only sleeps: its script still writes `.network_config`,
+/// nothing listens. `slurm`: the config names a Slurm resource (jobs on other hosts) while
+/// the jobs run here.
+async fn silent_lab(slurm: bool) -> (App, String, i64, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("jupyter");
+    std::fs::write(&fake, "#!/bin/bash\nexec sleep 300\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut config = common::config(dir.path());
+    config.available_job_types.insert(
+        "lab".into(),
+        JobType {
+            name: "JupyterLab".into(),
+            job_type: "JupyterLabJob".into(),
+            environment_details: json!({"local": {"jupyter": fake, "host": "127.0.0.1"}}),
+        },
+    );
+    if slurm {
+        config.available_resources.get_mut("local").unwrap()["resource_type"] =
+            json!("SlurmResource");
+    }
+    let overrides = uws::Overrides {
+        resource: Some(std::sync::Arc::new(uws::local::LocalResource::new())),
+        ..uws::Overrides::default()
+    };
+    let app = App::start(dir, config, overrides).await;
+    let token = app.login("alice", "Alice", "A").await;
+    let ws = app
+        .create(&token, &json!({"name": "lab", "description": "d"}))
+        .await;
+    let (status, body) = app
+        .put_json(
+            &format!("/workspaces/{ws}/start/"),
+            Some(&token),
+            &json!({"job_type": "lab", "resource_options": {"num_cpus": 1}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["data"]["job"]["id"].as_i64().unwrap();
+    (app, token, ws, id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_does_not_answer_is_not_ready_and_not_reachable() {
+    let (app, token, ws, id) = silent_lab(false).await;
+    let waiting = wait_job(&app, &token, id, 30, |j| {
+        j["job_details"]["current_job_details"]["message"] == "Webserver not ready."
+    })
+    .await;
+    let current = &waiting["job_details"]["current_job_details"];
+    assert_eq!(waiting["status"], "running");
+    assert!(current.get("connection_details").is_none(), "{waiting}");
+    assert!(current.get("proxy_details").is_none(), "{waiting}");
+    // The port it wrote is not open through the proxy while it is not ready.
+    let w = app.uws.workspace(ws).unwrap();
+    let config = std::fs::read_to_string(
+        app.root
+            .join(&w.file_path)
+            .join(format!(".{id}/.network_config")),
+    )
+    .unwrap();
+    let port = config.split_whitespace().nth(1).unwrap();
+    refused(
+        proxied(
+            &app,
+            &format!("/passthrough/127.0.0.1/{port}/lab"),
+            Some(&token),
+        )
+        .await,
+        404,
+        "Not found.",
+    )
+    .await;
+    app.put_json(&format!("/jobs/{id}/stop/"), Some(&token), &json!({}))
+        .await;
+    wait_job(&app, &token, id, 30, |j| j["status"] == "complete").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_on_another_host_may_not_point_the_proxy_at_this_hosts_loopback() {
+    let (app, token, _, id) = silent_lab(true).await;
+    let refused_config = wait_job(&app, &token, id, 30, |j| {
+        j["job_details"]["current_job_details"]["message"] == "Network config not allowed."
+    })
+    .await;
+    assert!(
+        refused_config["job_details"]["current_job_details"]
+            .get("proxy_details")
+            .is_none()
+    );
+    app.put_json(&format!("/jobs/{id}/stop/"), Some(&token), &json!({}))
+        .await;
+    wait_job(&app, &token, id, 30, |j| j["status"] == "complete").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn job_files_are_read_without_following_links_or_blocking_on_fifos() {
+    use tessera_workspaces::Storage;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let config = uws::config::StorageConfig {
+        name: "Local".into(),
+        storage_type: "LocalFileSystemStorage".into(),
+        user_authentication: "local".into(),
+        root_dir: root.clone(),
+        connection_details: json!({}),
+        dataset_roots: Vec::new(),
+        account_mapping: uws::config::AccountMapping::Service,
+        create_users: false,
+        min_uid: 0,
+    };
+    let storage = uws::storage::LocalStorage::new(&config).unwrap();
+    let account = storage.account("alice").await.unwrap();
+    storage
+        .create("alice/1", &account, Vec::new())
+        .await
+        .unwrap();
+    let ws = root.join("alice/1");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "10.0.0.1 8888").unwrap();
+
+    assert_eq!(
+        storage
+            .read_job_file("alice/1", 7, ".network_config", 512)
+            .await
+            .unwrap(),
+        None
+    );
+    std::fs::create_dir(ws.join(".7")).unwrap();
+    assert_eq!(
+        storage
+            .read_job_file("alice/1", 7, ".network_config", 512)
+            .await
+            .unwrap(),
+        None
+    );
+    std::fs::write(ws.join(".7/.network_config"), "127.0.0.1 4242\n").unwrap();
+    assert_eq!(
+        storage
+            .read_job_file("alice/1", 7, ".network_config", 512)
+            .await
+            .unwrap(),
+        Some(b"127.0.0.1 4242\n".to_vec())
+    );
+    assert_eq!(
+        storage
+            .read_job_file("alice/1", 7, ".network_config", 4)
+            .await
+            .unwrap(),
+        Some(b"127.".to_vec()),
+        "at most max bytes"
+    );
+    // A symlink at the file or at the folder is not followed.
+    std::fs::remove_file(ws.join(".7/.network_config")).unwrap();
+    std::os::unix::fs::symlink(&secret, ws.join(".7/.network_config")).unwrap();
+    assert_eq!(
+        storage
+            .read_job_file("alice/1", 7, ".network_config", 512)
+            .await
+            .unwrap(),
+        None
+    );
+    std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
+    std::fs::copy(&secret, dir.path().join("elsewhere/.network_config")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("elsewhere"), ws.join(".8")).unwrap();
+    assert_eq!(
+        storage
+            .read_job_file("alice/1", 8, ".network_config", 512)
+            .await
+            .unwrap(),
+        None
+    );
+    // A FIFO is not waited on.
+    std::fs::remove_file(ws.join(".7/.network_config")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(ws.join(".7/.network_config"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        storage.read_job_file("alice/1", 7, ".network_config", 512),
+    )
+    .await
+    .expect("a FIFO must not block the read");
+    assert_eq!(read.unwrap(), None);
+}
