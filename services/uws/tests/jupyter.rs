@@ -14,20 +14,49 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 use uws::config::JobType;
 
-async fn lab_app(jupyter: &str) -> App {
-    let jupyter = jupyter.to_owned();
-    App::spawn_with(move |config| {
-        config.available_job_types.insert(
-            "lab".into(),
-            JobType {
-                name: "JupyterLab".into(),
-                job_type: "JupyterLabJob".into(),
-                environment_details: json!({"local": {"jupyter": jupyter}}),
-            },
-        );
-        config.server.job_poll_interval_seconds = 30;
-    })
-    .await
+/// The app with a `lab` job type of `JupyterLabJob` (`details`: its environment details on
+/// the resource, given the app's directory) and a 30 s poll interval. `slurm`: the config names a Slurm resource (jobs
+/// on other hosts) while the jobs run here.
+async fn lab_app(details: impl FnOnce(&std::path::Path) -> Value, slurm: bool) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let details = details(dir.path());
+    let mut config = common::config(dir.path());
+    config.available_job_types.insert(
+        "lab".into(),
+        JobType {
+            name: "JupyterLab".into(),
+            job_type: "JupyterLabJob".into(),
+            environment_details: json!({ "local": details }),
+        },
+    );
+    config.server.job_poll_interval_seconds = 30;
+    if slurm {
+        config.available_resources.get_mut("local").unwrap()["resource_type"] =
+            json!("SlurmResource");
+    }
+    let overrides = uws::Overrides {
+        resource: Some(std::sync::Arc::new(uws::local::LocalResource::new())),
+        ..uws::Overrides::default()
+    };
+    App::start(dir, config, overrides).await
+}
+
+/// Starts a `lab` job in a new workspace of `token`'s user: the workspace, the job and the
+/// start's reply.
+async fn start_lab(app: &App, token: &str) -> (i64, i64, Value) {
+    let ws = app
+        .create(token, &json!({"name": "lab", "description": "d"}))
+        .await;
+    let (status, body) = app
+        .put_json(
+            &format!("/workspaces/{ws}/start/"),
+            Some(token),
+            &json!({"job_type": "lab", "resource_options": {"num_cpus": 1}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["data"]["job"]["id"].as_i64().unwrap();
+    (ws, id, body)
 }
 
 async fn job(app: &App, token: &str, id: i64) -> Value {
@@ -144,21 +173,10 @@ async fn a_real_jupyterlab_is_reached_through_the_passthrough_proxy_by_its_owner
     let Some(jupyter) = tessera_test_support::interop::jupyter() else {
         return;
     };
-    let app = lab_app(&jupyter).await;
+    let app = lab_app(|_| json!({ "jupyter": jupyter }), false).await;
     let alice = app.login("alice", "Alice", "A").await;
     let bob = app.login("bob", "Bob", "B").await;
-    let ws = app
-        .create(&alice, &json!({"name": "lab", "description": "d"}))
-        .await;
-    let (status, body) = app
-        .put_json(
-            &format!("/workspaces/{ws}/start/"),
-            Some(&alice),
-            &json!({"job_type": "lab", "resource_options": {"num_cpus": 1}}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let id = body["data"]["job"]["id"].as_i64().unwrap();
+    let (_, id, body) = start_lab(&app, &alice).await;
     // The token is the job's secret until the server is ready.
     assert!(!body.to_string().contains("token"), "{body}");
 
@@ -293,54 +311,43 @@ async fn a_real_jupyterlab_is_reached_through_the_passthrough_proxy_by_its_owner
 }
 
 /// A JupyterLab job whose `jupyter` only sleeps: its script still writes `.network_config`,
-/// nothing listens. `slurm`: the config names a Slurm resource (jobs on other hosts) while
-/// the jobs run here.
+/// nothing listens.
 async fn silent_lab(slurm: bool) -> (App, String, i64, i64) {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("jupyter");
-    std::fs::write(&fake, "#!/bin/bash\nexec sleep 300\n").unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut config = common::config(dir.path());
-    config.available_job_types.insert(
-        "lab".into(),
-        JobType {
-            name: "JupyterLab".into(),
-            job_type: "JupyterLabJob".into(),
-            environment_details: json!({"local": {"jupyter": fake, "host": "127.0.0.1"}}),
-        },
-    );
-    if slurm {
-        config.available_resources.get_mut("local").unwrap()["resource_type"] =
-            json!("SlurmResource");
-    }
-    let overrides = uws::Overrides {
-        resource: Some(std::sync::Arc::new(uws::local::LocalResource::new())),
-        ..uws::Overrides::default()
+    let fake = |dir: &std::path::Path| {
+        let fake = dir.join("jupyter");
+        std::fs::write(&fake, "#!/bin/bash\nexec sleep 300\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        json!({"jupyter": fake, "host": "127.0.0.1"})
     };
-    let app = App::start(dir, config, overrides).await;
+    let app = lab_app(fake, slurm).await;
     let token = app.login("alice", "Alice", "A").await;
-    let ws = app
-        .create(&token, &json!({"name": "lab", "description": "d"}))
-        .await;
+    let (ws, id, _) = start_lab(&app, &token).await;
+    (app, token, ws, id)
+}
+
+/// Waits until job `id` reports the progress `message`.
+async fn wait_message(app: &App, token: &str, id: i64, message: &str) -> Value {
+    wait_job(app, token, id, 30, |j| {
+        j["job_details"]["current_job_details"]["message"] == message
+    })
+    .await
+}
+
+/// Stops job `id`, waits for its end, stops the app.
+async fn stop_lab(app: App, token: &str, id: i64) {
     let (status, body) = app
-        .put_json(
-            &format!("/workspaces/{ws}/start/"),
-            Some(&token),
-            &json!({"job_type": "lab", "resource_options": {"num_cpus": 1}}),
-        )
+        .put_json(&format!("/jobs/{id}/stop/"), Some(token), &json!({}))
         .await;
     assert_eq!(status, 200, "{body}");
-    let id = body["data"]["job"]["id"].as_i64().unwrap();
-    (app, token, ws, id)
+    wait_job(&app, token, id, 30, |j| j["status"] == "complete").await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_does_not_answer_is_not_ready_and_not_reachable() {
     let (app, token, ws, id) = silent_lab(false).await;
-    let waiting = wait_job(&app, &token, id, 30, |j| {
-        j["job_details"]["current_job_details"]["message"] == "Webserver not ready."
-    })
-    .await;
+    let waiting = wait_message(&app, &token, id, "Webserver not ready.").await;
     let current = &waiting["job_details"]["current_job_details"];
     assert_eq!(waiting["status"], "running");
     assert!(current.get("connection_details").is_none(), "{waiting}");
@@ -365,28 +372,19 @@ async fn a_server_that_does_not_answer_is_not_ready_and_not_reachable() {
         "Not found.",
     )
     .await;
-    app.put_json(&format!("/jobs/{id}/stop/"), Some(&token), &json!({}))
-        .await;
-    wait_job(&app, &token, id, 30, |j| j["status"] == "complete").await;
-    app.stop().await;
+    stop_lab(app, &token, id).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_on_another_host_may_not_point_the_proxy_at_this_hosts_loopback() {
     let (app, token, _, id) = silent_lab(true).await;
-    let refused_config = wait_job(&app, &token, id, 30, |j| {
-        j["job_details"]["current_job_details"]["message"] == "Network config not allowed."
-    })
-    .await;
+    let refused_config = wait_message(&app, &token, id, "Network config not allowed.").await;
     assert!(
         refused_config["job_details"]["current_job_details"]
             .get("proxy_details")
             .is_none()
     );
-    app.put_json(&format!("/jobs/{id}/stop/"), Some(&token), &json!({}))
-        .await;
-    wait_job(&app, &token, id, 30, |j| j["status"] == "complete").await;
-    app.stop().await;
+    stop_lab(app, &token, id).await;
 }
 
 #[tokio::test]
@@ -412,61 +410,37 @@ async fn job_files_are_read_without_following_links_or_blocking_on_fifos() {
         .create("alice/1", &account, Vec::new())
         .await
         .unwrap();
+    let read = |job: i64, max: usize| {
+        let storage = storage.clone();
+        async move {
+            storage
+                .read_job_file("alice/1", job, ".network_config", max)
+                .await
+                .unwrap()
+        }
+    };
     let ws = root.join("alice/1");
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "10.0.0.1 8888").unwrap();
 
-    assert_eq!(
-        storage
-            .read_job_file("alice/1", 7, ".network_config", 512)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(read(7, 512).await, None);
     std::fs::create_dir(ws.join(".7")).unwrap();
-    assert_eq!(
-        storage
-            .read_job_file("alice/1", 7, ".network_config", 512)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(read(7, 512).await, None);
     std::fs::write(ws.join(".7/.network_config"), "127.0.0.1 4242\n").unwrap();
+    assert_eq!(read(7, 512).await, Some(b"127.0.0.1 4242\n".to_vec()));
     assert_eq!(
-        storage
-            .read_job_file("alice/1", 7, ".network_config", 512)
-            .await
-            .unwrap(),
-        Some(b"127.0.0.1 4242\n".to_vec())
-    );
-    assert_eq!(
-        storage
-            .read_job_file("alice/1", 7, ".network_config", 4)
-            .await
-            .unwrap(),
+        read(7, 4).await,
         Some(b"127.".to_vec()),
         "at most max bytes"
     );
     // A symlink at the file or at the folder is not followed.
     std::fs::remove_file(ws.join(".7/.network_config")).unwrap();
     std::os::unix::fs::symlink(&secret, ws.join(".7/.network_config")).unwrap();
-    assert_eq!(
-        storage
-            .read_job_file("alice/1", 7, ".network_config", 512)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(read(7, 512).await, None);
     std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
     std::fs::copy(&secret, dir.path().join("elsewhere/.network_config")).unwrap();
     std::os::unix::fs::symlink(dir.path().join("elsewhere"), ws.join(".8")).unwrap();
-    assert_eq!(
-        storage
-            .read_job_file("alice/1", 8, ".network_config", 512)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(read(8, 512).await, None);
     // A FIFO is not waited on.
     std::fs::remove_file(ws.join(".7/.network_config")).unwrap();
     let made = std::process::Command::new("mkfifo")
