@@ -16,6 +16,12 @@ use crate::{Error, Result};
 /// How long `/output` URLs are valid (the original's 2 h).
 pub const OUTPUT_URL_LIFETIME: Duration = Duration::from_secs(7200);
 
+/// How long a run may stay `Pending` without an engine handle before [`Runner::resume`]
+/// starts it again. A start takes seconds (the publication check, then the engine's
+/// answer), so such a run was cut off by the stop of the process that took it; the margin
+/// keeps other processes on the same store off the runs they are still starting.
+pub const ORPHANED_AFTER: Duration = Duration::from_secs(120);
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -183,6 +189,7 @@ impl Runner {
             output: None,
             created: now,
             updated: now,
+            overwrite,
         };
         self.ports.runs.insert(&run).await?;
         let runner = self.clone();
@@ -237,6 +244,47 @@ impl Runner {
         }
         self.ports.runs.update(&run).await?;
         Ok(())
+    }
+
+    /// Starts again every run left `Pending` without an engine handle for
+    /// [`ORPHANED_AFTER`] (its process stopped between the submission and the engine's
+    /// answer, so nobody would ever start it): its recipe is loaded again from
+    /// `recipe_path` and started with its `overwrite`; a recipe that no longer loads ends
+    /// the run in `Error`. Each run is claimed first (its `updated` set to `now`), so the
+    /// next call, here or in another process, leaves it alone for as long again. Returns
+    /// how many were started again; the starts run in the background.
+    pub async fn resume(&self, now: chrono::DateTime<Utc>) -> Result<usize> {
+        let mut filter = Filter::new();
+        filter.insert("phase".into(), serde_json::json!(Phase::Pending));
+        let grace = chrono::Duration::from_std(ORPHANED_AFTER).unwrap_or_default();
+        let mut resumed = 0;
+        for mut run in self.ports.runs.find_all(&filter).await? {
+            if run.engine_ref.is_some() || now - run.updated < grace {
+                continue;
+            }
+            run.updated = now;
+            self.ports.runs.update(&run).await?;
+            resumed += 1;
+            tracing::warn!(run = %run.name, "starting a run again that a stop cut off before its start");
+            let runner = self.clone();
+            tokio::spawn(async move {
+                let started = match runner.ports.loader.load(&run.recipe_path).await {
+                    Ok(recipe) => runner.start(&run.name, &recipe, run.overwrite).await,
+                    Err(e) => {
+                        run.phase = Phase::Error;
+                        run.message = Some(format!(
+                            "the recipe could not be loaded again after a restart: {e}"
+                        ));
+                        run.updated = Utc::now();
+                        runner.ports.runs.update(&run).await.map_err(Into::into)
+                    }
+                };
+                if let Err(e) = started {
+                    tracing::error!(run = %run.name, error = %e, "starting the run again failed");
+                }
+            });
+        }
+        Ok(resumed)
     }
 
     async fn visible(&self, caller: &Caller, name: &str) -> Result<Run> {

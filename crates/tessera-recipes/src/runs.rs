@@ -70,6 +70,10 @@ pub struct Run {
     pub created: DateTime<Utc>,
     /// When its phase last changed.
     pub updated: DateTime<Utc>,
+    /// The submission's `overwrite`, kept so that a run cut off before its start can be
+    /// started again as it was asked for.
+    #[serde(default)]
+    pub overwrite: bool,
 }
 
 /// The run collection.

@@ -15,7 +15,7 @@ use tessera_recipes::runs::run_spec;
 use tessera_recipes::users::{Cost, Passwords, Tokens, user_spec};
 use tessera_recipes::{RecipeLoader, Runner, WorkflowEngine};
 use tessera_service::objects::{Objects, open_objects};
-use tessera_service::{Backends, Part};
+use tessera_service::{Backends, Part, Role};
 
 use crate::config::{EngineKind, OgdcConfig, PREFIX};
 use crate::engines::argo::{ArgoEngine, ArgoSettings};
@@ -174,7 +174,26 @@ pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Cor
     })
 }
 
+/// How often the REST process looks for runs that a stop cut off before their start.
+const RESUME_INTERVAL: Duration = Duration::from_secs(60);
+
 impl Core {
+    /// Starts again, now and every minute, the runs a stop cut off before their start
+    /// (`Runner::resume`); with the REST API, which starts runs.
+    pub fn resume_part(&self) -> Part<Error> {
+        let runner = self.runner.clone();
+        Part::periodic("resume", Role::Rest, RESUME_INTERVAL, move || {
+            let runner = runner.clone();
+            async move {
+                match runner.resume(chrono::Utc::now()).await {
+                    Ok(0) => {}
+                    Ok(resumed) => tracing::info!(runs = resumed, "runs started again"),
+                    Err(e) => tracing::error!(error = %e, "looking for cut-off runs failed"),
+                }
+            }
+        })
+    }
+
     /// The REST API as a part.
     pub fn rest_part(&self) -> Result<Part<Error>> {
         let stack = HttpStack::new(self.config.http.clone(), rest::openapi::document())?;

@@ -69,7 +69,7 @@ impl Service for Core {
     }
 
     fn parts(&self) -> Result<Vec<Part<Error>>> {
-        Ok(vec![self.rest_part()?])
+        Ok(vec![self.rest_part()?, self.resume_part()])
     }
 
     async fn command(

@@ -43,18 +43,29 @@ pub struct App {
     pub dir: tempfile::TempDir,
 }
 
-pub async fn spawn(change: impl FnOnce(&mut OgdcConfig, &Path)) -> App {
+/// A directory for an app: reachable by the unprivileged account commands run as, with
+/// an empty `recipes/`.
+pub fn app_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    // The unprivileged account commands run as must reach the work directories.
     std::fs::set_permissions(
         dir.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
     std::fs::create_dir_all(dir.path().join("recipes")).unwrap();
+    dir
+}
+
+pub async fn spawn(change: impl FnOnce(&mut OgdcConfig, &Path)) -> App {
+    let dir = app_dir();
     let mut config = config(dir.path());
     change(&mut config, dir.path());
-    let core = prepare(config, Overrides::default()).await.unwrap();
+    start(dir, config, Overrides::default()).await
+}
+
+/// The app in `dir` (from [`app_dir`]) with `config` and `overrides`.
+pub async fn start(dir: tempfile::TempDir, config: OgdcConfig, overrides: Overrides) -> App {
+    let core = prepare(config, overrides).await.unwrap();
     let running = tessera_service::start(core, Parts::REST).await.unwrap();
     let url = running.url().unwrap().trim_end_matches('/').to_owned();
     App {
