@@ -347,6 +347,39 @@ impl Recipe {
             .collect()
     }
 
+    /// The DataONE inputs, in order.
+    pub fn dataone_inputs(&self) -> Vec<&DataoneInput> {
+        self.meta
+            .input
+            .params
+            .iter()
+            .filter_map(|p| match p {
+                InputParam::Dataone(d) => Some(d),
+                InputParam::Url(_) => None,
+            })
+            .collect()
+    }
+
+    /// Replaces the DataONE inputs, in order, by the object URLs they resolved to (the
+    /// original resolves them when it validates the recipe, so the engines fetch URLs
+    /// only). `resolved` has one list per DataONE input.
+    pub fn resolve_dataone(&mut self, resolved: Vec<Vec<String>>) {
+        let mut resolved = resolved.into_iter();
+        let params = std::mem::take(&mut self.meta.input.params);
+        for param in params {
+            match param {
+                InputParam::Dataone(_) => self.meta.input.params.extend(
+                    resolved
+                        .next()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|value| InputParam::Url(UrlInput { value })),
+                ),
+                url @ InputParam::Url(_) => self.meta.input.params.push(url),
+            }
+        }
+    }
+
     /// Whether it is a shell workflow.
     pub fn is_shell(&self) -> bool {
         matches!(self.meta.workflow, Workflow::Shell(_))

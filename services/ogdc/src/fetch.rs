@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use reqwest::Url;
 use tessera_recipes::RecipeLoader;
-use tessera_recipes::recipe::{self, META_FILE, Recipe};
+use tessera_recipes::recipe::{self, DataoneInput, META_FILE, Recipe};
+
+use crate::dataone::DataoneNode;
 use tokio::io::AsyncWriteExt;
 
 /// Largest recipe file read.
@@ -239,6 +241,7 @@ fn disposition_filename(value: &str) -> Option<String> {
 pub struct Loader {
     fetcher: Fetcher,
     local_root: Option<PathBuf>,
+    dataone: Option<DataoneNode>,
 }
 
 impl Loader {
@@ -247,7 +250,34 @@ impl Loader {
         Self {
             fetcher,
             local_root,
+            dataone: None,
         }
+    }
+
+    /// Resolves `dataone` inputs on `node` (without one they are refused).
+    #[must_use]
+    pub fn with_dataone(mut self, node: DataoneNode) -> Self {
+        self.dataone = Some(node);
+        self
+    }
+
+    /// Replaces the recipe's DataONE inputs by the object URLs they stand for.
+    async fn resolve_dataone(&self, mut recipe: Recipe) -> Result<Recipe, recipe::Error> {
+        let inputs: Vec<DataoneInput> = recipe.dataone_inputs().into_iter().cloned().collect();
+        if inputs.is_empty() {
+            return Ok(recipe);
+        }
+        let node = self.dataone.as_ref().ok_or_else(|| {
+            recipe::Error::Invalid(
+                "dataone inputs need a DataONE member node (DATAONE_NODE_URL)".into(),
+            )
+        })?;
+        let mut resolved = Vec::new();
+        for input in &inputs {
+            resolved.push(node.resolve(input).await?);
+        }
+        recipe.resolve_dataone(resolved);
+        Ok(recipe)
     }
 
     async fn load_url(&self, url: &str) -> Result<Recipe, recipe::Error> {
@@ -316,15 +346,16 @@ impl Loader {
 impl RecipeLoader for Loader {
     async fn load(&self, path: &str) -> Result<Recipe, recipe::Error> {
         let lower = path.to_ascii_lowercase();
-        if lower.starts_with("https://") || lower.starts_with("http://") {
-            return self.load_url(path).await;
-        }
-        if path.contains("://") || lower.starts_with("file:") {
+        let recipe = if lower.starts_with("https://") || lower.starts_with("http://") {
+            self.load_url(path).await?
+        } else if path.contains("://") || lower.starts_with("file:") {
             return Err(recipe::Error::PathNotAllowed(format!(
                 "{path}: only https URLs and local directories under the configured root"
             )));
-        }
-        self.load_local(path).await
+        } else {
+            self.load_local(path).await?
+        };
+        self.resolve_dataone(recipe).await
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dataone;
 pub mod engines;
 pub mod fetch;
 pub mod prepare;

@@ -18,6 +18,7 @@ use tessera_service::objects::{Objects, open_objects};
 use tessera_service::{Backends, Part, Role};
 
 use crate::config::{EngineKind, OgdcConfig, PREFIX};
+use crate::dataone::DataoneNode;
 use crate::engines::argo::{ArgoEngine, ArgoSettings};
 use crate::engines::local::{LocalEngine, LocalSettings, running_as_root};
 use crate::fetch::{Fetcher, Loader};
@@ -100,11 +101,18 @@ pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Cor
     .map_err(|e| config_error("allow_private_urls")(e.to_string()))?;
     let loader = match overrides.loader.take() {
         Some(loader) => loader,
-        None => Arc::new(Loader::new(
-            fetcher.clone(),
-            (!config.recipe_local_root.is_empty())
-                .then(|| PathBuf::from(&config.recipe_local_root)),
-        )),
+        None => {
+            let loader = Loader::new(
+                fetcher.clone(),
+                (!config.recipe_local_root.is_empty())
+                    .then(|| PathBuf::from(&config.recipe_local_root)),
+            );
+            Arc::new(if config.dataone_node_url.is_empty() {
+                loader
+            } else {
+                loader.with_dataone(DataoneNode::new(&config.dataone_node_url, fetcher.clone()))
+            })
+        }
     };
     let engine: Arc<dyn WorkflowEngine> = match overrides.engine.take() {
         Some(engine) => engine,

@@ -166,33 +166,43 @@ impl App {
 
 /// A local HTTP server answering `GET /<name>` with `body` (other paths 404).
 pub async fn input_server(name: &'static str, body: &'static str) -> String {
+    let base = http_server(vec![(format!("/{name}"), String::new(), body.to_owned())]).await;
+    format!("{base}/{name}")
+}
+
+/// A local HTTP server answering `GET <path>` of each route `(path, extra header lines,
+/// body)` (other paths 404); its base URL.
+pub async fn http_server(routes: Vec<(String, String, String)>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let routes = std::sync::Arc::new(routes);
     tokio::spawn(async move {
         loop {
             let Ok((mut socket, _)) = listener.accept().await else {
                 return;
             };
+            let routes = routes.clone();
             tokio::spawn(async move {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let mut buf = vec![0u8; 4096];
                 let n = socket.read(&mut buf).await.unwrap_or(0);
                 let request = String::from_utf8_lossy(&buf[..n]);
                 let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
-                let response = if path == format!("/{name}") {
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                let response = match routes.iter().find(|(p, _, _)| *p == path) {
+                    Some((_, headers, body)) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n{body}",
                         body.len()
-                    )
-                } else {
-                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        .to_owned()
+                    ),
+                    None => {
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_owned()
+                    }
                 };
                 let _ = socket.write_all(response.as_bytes()).await;
             });
         }
     });
-    format!("http://{addr}/{name}")
+    format!("http://{addr}")
 }
 
 pub fn meta(name: &str, url: &str, output: &str) -> String {
