@@ -38,6 +38,8 @@ pub enum EngineKind {
     Local,
     /// Argo Workflows at `argo_workflows_service_url`.
     Argo,
+    /// Batch jobs on a Slurm cluster (`slurm_conf`, `slurm_partition`).
+    Slurm,
 }
 
 /// The OGDC runner's settings.
@@ -70,8 +72,15 @@ pub struct OgdcConfig {
     /// The public URL of this service (for the local object store's signed URLs); empty
     /// for `http://<host>:<port>`.
     pub public_url: String,
-    /// Which engine runs recipes: `local` or `argo`.
+    /// Which engine runs recipes: `local`, `argo` or `slurm`.
     pub engine: EngineKind,
+    /// The Slurm engine's `slurm.conf`; empty keeps the process's `SLURM_CONF` (or
+    /// Slurm's default).
+    pub slurm_conf: String,
+    /// The Slurm partition runs go to; empty for the cluster's default.
+    pub slurm_partition: String,
+    /// The time limit of a run's Slurm job, in minutes.
+    pub slurm_time_limit_minutes: u32,
     /// Argo Server (not used by the local engine).
     pub argo_workflows_service_url: String,
     /// Bearer token for the Argo Server; empty sends no `Authorization` (server auth mode).
@@ -143,6 +152,9 @@ impl Default for OgdcConfig {
             data_dir: PathBuf::from(".tessera/ogdc"),
             public_url: String::new(),
             engine: EngineKind::Local,
+            slurm_conf: String::new(),
+            slurm_partition: String::new(),
+            slurm_time_limit_minutes: 60,
             argo_workflows_service_url: "http://localhost:2746".into(),
             argo_token: Secret::default(),
             argo_poll_interval_ms: 5000,
@@ -211,6 +223,14 @@ impl OgdcConfig {
                 "argo_workflows_service_url",
                 "must be an http:// or https:// URL",
             ));
+        }
+        if self.engine == EngineKind::Slurm {
+            if self.slurm_time_limit_minutes == 0 {
+                return Err(invalid("slurm_time_limit_minutes", "must be at least 1"));
+            }
+            if !self.slurm_conf.is_empty() && !PathBuf::from(&self.slurm_conf).is_file() {
+                return Err(invalid("slurm_conf", "must name an existing file"));
+            }
         }
         if !self.recipe_local_root.is_empty()
             && !PathBuf::from(&self.recipe_local_root).is_absolute()

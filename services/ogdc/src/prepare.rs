@@ -21,6 +21,7 @@ use crate::config::{EngineKind, OgdcConfig, PREFIX};
 use crate::dataone::DataoneNode;
 use crate::engines::argo::{ArgoEngine, ArgoSettings};
 use crate::engines::local::{LocalEngine, LocalSettings, running_as_root};
+use crate::engines::slurm::{SlurmEngine, SlurmSettings};
 use crate::fetch::{Fetcher, Loader};
 use crate::rest::{self, RestState};
 use crate::{Error, Result};
@@ -130,6 +131,29 @@ pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Cor
                 Duration::from_millis(config.argo_poll_interval_ms),
             )
             .map_err(|e| config_error("argo_workflows_service_url")(e.to_string()))?,
+        ),
+        None if config.engine == EngineKind::Slurm => Arc::new(
+            SlurmEngine::new(
+                SlurmSettings {
+                    work_root: config.work_dir(),
+                    volume_root: config.volume_dir(),
+                    command_timeout: Duration::from_secs(config.command_timeout_seconds),
+                    input_max_bytes: config.input_max_bytes,
+                    run_as: running_as_root().then_some((config.run_as_uid, config.run_as_gid)),
+                    partition: (!config.slurm_partition.is_empty())
+                        .then(|| config.slurm_partition.clone()),
+                    time_limit: Duration::from_secs(
+                        u64::from(config.slurm_time_limit_minutes) * 60,
+                    ),
+                },
+                tessera_slurm::Slurm::new(tessera_slurm::Settings {
+                    conf: (!config.slurm_conf.is_empty()).then(|| config.slurm_conf.clone().into()),
+                    ..tessera_slurm::Settings::default()
+                }),
+                fetcher,
+                objects.store.clone(),
+            )
+            .map_err(|e| config_error("data_dir")(e.to_string()))?,
         ),
         None => Arc::new(
             LocalEngine::new(

@@ -11,14 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::StreamExt;
-use tessera_kit::objects::{ObjectKey, ObjectStore, PutRequest};
+use tessera_kit::objects::ObjectStore;
 use tessera_recipes::engine::EngineError;
 use tessera_recipes::{EngineStatus, Phase, Recipe, RunOutput, WorkflowEngine};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, watch};
 
+use super::steps::{
+    append, check_runnable, fetch_inputs, is_published, make_dir, publish, remove_published,
+    replace_dirs,
+};
 use crate::fetch::Fetcher;
 
 /// The local executor's settings.
@@ -105,10 +106,6 @@ impl LocalEngine {
         }
     }
 
-    fn published_dir(&self, id: &str) -> PathBuf {
-        self.settings.volume_root.join(id)
-    }
-
     async fn run(&self, name: String, recipe: Recipe, cancel: watch::Receiver<bool>, log: PathBuf) {
         let Ok(_permit) = self.permits.acquire().await else {
             return;
@@ -131,14 +128,7 @@ impl LocalEngine {
     }
 
     async fn make_dir(&self, dir: &Path) -> Result<(), String> {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| format!("creating a work directory: {e}"))?;
-        if let Some((uid, gid)) = self.settings.run_as {
-            std::os::unix::fs::chown(dir, Some(uid), Some(gid))
-                .map_err(|e| format!("handing a work directory to uid {uid}: {e}"))?;
-        }
-        Ok(())
+        make_dir(dir, self.settings.run_as).await
     }
 
     async fn steps(
@@ -154,17 +144,15 @@ impl LocalEngine {
             .join(format!("{}-fetch-template", recipe.id))
             .join("output_dir");
         self.make_dir(&fetched).await?;
-        for url in recipe.urls() {
-            append(log, &format!("fetch: {url}\n")).await;
-            let path = self
-                .fetcher
-                .download(url, &fetched, self.settings.input_max_bytes)
-                .await
-                .map_err(|e| format!("fetching {url}: {e}"))?;
-            if let Some((uid, gid)) = self.settings.run_as {
-                let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
-            }
-        }
+        fetch_inputs(
+            &self.fetcher,
+            recipe,
+            &fetched,
+            self.settings.input_max_bytes,
+            self.settings.run_as,
+            log,
+        )
+        .await?;
         let mut input = fetched;
         for (i, command) in recipe.commands.iter().enumerate() {
             let step = work.join(format!("step-{}", i + 1));
@@ -183,33 +171,16 @@ impl LocalEngine {
             input = output;
         }
         append(log, "publish-data\n").await;
-        match recipe.output() {
-            tessera_recipes::Output::Pvc => {
-                let target = self.published_dir(&recipe.id);
-                copy_dir(&input, &target)
-                    .await
-                    .map_err(|e| format!("publishing to the volume: {e}"))?;
-                Ok(RunOutput::Pvc {
-                    path: recipe.id.clone(),
-                })
-            }
-            tessera_recipes::Output::Temporary => {
-                let zip_path = work.join(format!("{}.zip", recipe.id));
-                let (from, to) = (input.clone(), zip_path.clone());
-                tokio::task::spawn_blocking(move || zip_dir(&from, &to))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| format!("zipping the output: {e}"))?;
-                let key = format!("{name}/{}.zip", recipe.id);
-                self.upload(&zip_path, &key)
-                    .await
-                    .map_err(|e| format!("storing the output: {e}"))?;
-                Ok(RunOutput::Object { key })
-            }
-            tessera_recipes::Output::Dataone(_) => {
-                Err("DataONE outputs are not implemented".to_owned())
-            }
-        }
+        publish(
+            recipe.output(),
+            &recipe.id,
+            name,
+            &input,
+            work,
+            &self.settings.volume_root,
+            self.objects.as_ref(),
+        )
+        .await
     }
 
     async fn command(
@@ -265,70 +236,6 @@ impl LocalEngine {
             }
         }
     }
-
-    async fn upload(&self, path: &Path, key: &str) -> Result<(), String> {
-        let key = ObjectKey::parse(key.to_owned()).map_err(|e| e.to_string())?;
-        let length = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| e.to_string())?
-            .len();
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| e.to_string())?;
-        let body = futures::stream::unfold(file, |mut file| async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            match file.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok(Bytes::from(buf)), file))
-                }
-                Err(e) => Some((Err(tessera_kit::objects::Error::backend(e)), file)),
-            }
-        })
-        .boxed();
-        self.objects
-            .put(
-                &key,
-                body,
-                PutRequest::new(length).content_type("application/zip"),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(())
-    }
-}
-
-/// The command with the containers' `/input_dir` and `/output_dir` (as whole path
-/// components) pointing at this step's directories, in one pass.
-fn replace_dirs(command: &str, input: &Path, output: &Path) -> String {
-    let (input, output) = (input.display().to_string(), output.display().to_string());
-    let mut out = String::with_capacity(command.len() + input.len());
-    let mut rest = command;
-    while let Some(at) = rest.find('/') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        let hit = [("/input_dir", &input), ("/output_dir", &output)]
-            .into_iter()
-            .find(|(token, _)| {
-                tail.starts_with(token)
-                    && !tail[token.len()..]
-                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                    && !out.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-            });
-        match hit {
-            Some((token, path)) => {
-                out.push_str(path);
-                rest = &tail[token.len()..];
-            }
-            None => {
-                out.push('/');
-                rest = &tail[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Resolves once the run is cancelled (never when the sender is gone).
@@ -344,72 +251,6 @@ async fn cancelled(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-async fn append(log: &Path, line: &str) {
-    if let Ok(mut file) = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .await
-    {
-        let _ = file.write_all(line.as_bytes()).await;
-    }
-}
-
-/// Copies the contents of `from` into `to` (`rsync /input_dir/* /output_dir/`).
-async fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    let (from, to) = (from.to_owned(), to.to_owned());
-    tokio::task::spawn_blocking(move || copy_dir_blocking(&from, &to))
-        .await
-        .map_err(std::io::Error::other)?
-}
-
-fn copy_dir_blocking(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_dir_blocking(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
-}
-
-/// `zip -r <to> ./*` run in `from`: entries relative to it, symlinks skipped.
-fn zip_dir(from: &Path, to: &Path) -> zip::result::ZipResult<()> {
-    let file = std::fs::File::create(to)?;
-    let mut zip = zip::ZipWriter::new(file);
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    let mut stack = vec![from.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let rel = path
-                .strip_prefix(from)
-                .map_err(|e| std::io::Error::other(e.to_string()))?
-                .to_string_lossy()
-                .into_owned();
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                zip.add_directory(format!("{rel}/"), options)?;
-                stack.push(path);
-            } else if kind.is_file() {
-                zip.start_file(rel, options)?;
-                let mut src = std::fs::File::open(&path)?;
-                std::io::copy(&mut src, &mut zip)?;
-            }
-        }
-    }
-    zip.finish()?;
-    Ok(())
-}
-
 #[async_trait]
 impl WorkflowEngine for LocalEngine {
     fn name(&self) -> &'static str {
@@ -417,32 +258,17 @@ impl WorkflowEngine for LocalEngine {
     }
 
     async fn published(&self, recipe: &Recipe) -> Result<bool, EngineError> {
-        Ok(*recipe.output() == tessera_recipes::Output::Pvc
-            && tokio::fs::metadata(self.published_dir(&recipe.id))
-                .await
-                .map(|m| m.is_dir())
-                .unwrap_or(false))
+        Ok(is_published(&self.settings.volume_root, recipe).await)
     }
 
     async fn remove_published(&self, recipe: &Recipe) -> Result<(), EngineError> {
-        match tokio::fs::remove_dir_all(self.published_dir(&recipe.id)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(failed(e)),
-        }
+        remove_published(&self.settings.volume_root, recipe)
+            .await
+            .map_err(failed)
     }
 
     async fn start(&self, name: &str, recipe: &Recipe) -> Result<String, EngineError> {
-        if !recipe.is_shell() {
-            return Err(EngineError::Unsupported(
-                "the local executor runs shell workflows only".into(),
-            ));
-        }
-        if recipe.urls().len() != recipe.meta.input.params.len() {
-            return Err(EngineError::Unsupported(
-                "the local executor fetches url inputs only (not dataone)".into(),
-            ));
-        }
+        check_runnable(recipe, "local executor")?;
         let (cancel, cancelled) = watch::channel(false);
         let log = self.settings.work_root.join(format!("{name}.log"));
         {
@@ -500,32 +326,5 @@ impl WorkflowEngine for LocalEngine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
             Err(e) => Err(failed(e)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn container_directories_are_replaced_once_and_whole() {
-        let input = Path::new("/w/fetch/output_dir");
-        let output = Path::new("/w/step-1/output_dir");
-        assert_eq!(
-            replace_dirs(
-                "cp /input_dir/a.csv /output_dir/ && ls /input_dir",
-                input,
-                output
-            ),
-            "cp /w/fetch/output_dir/a.csv /w/step-1/output_dir/ && ls /w/fetch/output_dir"
-        );
-        assert_eq!(
-            replace_dirs(
-                "echo /input_dirx a/input_dir /tmp/output_dir",
-                input,
-                output
-            ),
-            "echo /input_dirx a/input_dir /tmp/output_dir"
-        );
     }
 }

@@ -1,5 +1,8 @@
-//! Workflow engine providers: [`local`] (the embedded default) and [`argo`] (Argo
-//! Workflows over the Argo Server REST API).
+//! Workflow engine providers: [`local`] (the embedded default), [`slurm`] (batch jobs on
+//! a Slurm cluster) and [`argo`] (Argo Workflows over the Argo Server REST API); [`steps`]
+//! what the local executor and Slurm share.
 
 pub mod argo;
 pub mod local;
+pub mod slurm;
+pub(crate) mod steps;

@@ -90,6 +90,12 @@ impl App {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// Stops the service and hands back its directory (store, work, volume) for a restart.
+    pub async fn stop_keeping_dir(self) -> tempfile::TempDir {
+        self.running.stop().await.unwrap();
+        self.dir
+    }
+
     pub async fn admin(&self) -> String {
         self.token("admin", ADMIN_PASSWORD).await
     }
@@ -137,24 +143,28 @@ impl App {
         (status, response.json().await.unwrap())
     }
 
-    /// Polls `/status` until a terminal phase.
+    /// `GET /runs/{name}/logs`.
+    pub async fn logs(&self, token: &str, name: &str) -> String {
+        self.client
+            .get(format!("{}/runs/{name}/logs", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Polls `/status` until a terminal phase (at most a minute).
     pub async fn wait(&self, token: &str, name: &str) -> String {
-        for _ in 0..200 {
+        for _ in 0..600 {
             let (status, body) = self.get(&format!("/status/{name}"), token).await;
             assert_eq!(status, 200, "{body}");
             let phase = body["status"].as_str().unwrap().to_owned();
             if matches!(phase.as_str(), "Succeeded" | "Failed" | "Error") {
                 let (_, runs) = self.get("/runs", token).await;
-                let logs = self
-                    .client
-                    .get(format!("{}/runs/{name}/logs", self.url))
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let logs = self.logs(token, name).await;
                 eprintln!("run {name}: {phase} {runs}\n{logs}");
                 return phase;
             }
