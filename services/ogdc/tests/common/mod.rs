@@ -44,6 +44,10 @@ pub struct App {
 }
 
 pub async fn spawn(change: impl FnOnce(&mut OgdcConfig, &Path)) -> App {
+    spawn_with(change, Overrides::default()).await
+}
+
+pub async fn spawn_with(change: impl FnOnce(&mut OgdcConfig, &Path), overrides: Overrides) -> App {
     let dir = tempfile::tempdir().unwrap();
     // The unprivileged account commands run as must reach the work directories.
     std::fs::set_permissions(
@@ -54,7 +58,7 @@ pub async fn spawn(change: impl FnOnce(&mut OgdcConfig, &Path)) -> App {
     std::fs::create_dir_all(dir.path().join("recipes")).unwrap();
     let mut config = config(dir.path());
     change(&mut config, dir.path());
-    let core = prepare(config, Overrides::default()).await.unwrap();
+    let core = prepare(config, overrides).await.unwrap();
     let running = tessera_service::start(core, Parts::REST).await.unwrap();
     let url = running.url().unwrap().trim_end_matches('/').to_owned();
     App {
