@@ -272,3 +272,54 @@ fn access_config_errors_name_the_variable() {
     .unwrap();
     assert_eq!(config.auth().unwrap(), ogdc::config::Auth::Open);
 }
+
+#[tokio::test]
+async fn oidc_mode_starts_without_the_provider_and_refuses_tokens_it_cannot_check() {
+    // Nothing listens there: nothing is fetched at start-up, and a token whose keys cannot
+    // be fetched is refused like any invalid one.
+    let issuer = format!("http://127.0.0.1:{}", common::free_port());
+    let iss = issuer.clone();
+    let app = spawn(move |c, dir| {
+        let path = dir.join("secrets.json");
+        std::fs::write(
+            &path,
+            json!({
+                "server_metadata_url": format!("{iss}/.well-known/openid-configuration"),
+                "client_id": "ogdc",
+            })
+            .to_string(),
+        )
+        .unwrap();
+        c.oidc_client_secrets_file = path.display().to_string();
+        c.oidc_timeout_seconds = 2;
+    })
+    .await;
+    let (status, body) = get_anonymous(&app, "/user").await;
+    assert_eq!(
+        (status, body),
+        (401, json!({"detail": "Not authenticated"}))
+    );
+    use base64::Engine as _;
+    let part = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let token = format!(
+        "{}.{}.c2ln",
+        part(json!({"alg": "RS256", "kid": "k"})),
+        part(
+            json!({"iss": issuer, "sub": "alice", "aud": "ogdc", "azp": "ogdc", "exp": 4_000_000_000_i64})
+        )
+    );
+    let response = app
+        .client
+        .get(format!("{}/user", app.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"detail": "Could not validate credentials."})
+    );
+    app.running.stop().await.unwrap();
+}
