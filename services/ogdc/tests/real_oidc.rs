@@ -25,22 +25,10 @@ use tessera_tokens::Clock;
 const CLIENT_ID: &str = "test-client";
 const CLIENT_SECRET: &str = "test-secret";
 
-/// The provider's issuer, when one is configured and answers.
-async fn issuer(test: &str) -> Option<String> {
-    let issuer = infra::server(infra::OIDC_ISSUER)?;
-    let issuer = issuer.trim_end_matches('/').to_owned();
-    let url = format!("{issuer}/.well-known/openid-configuration");
-    match reqwest::get(&url).await {
-        Ok(r) if r.status().is_success() => Some(issuer),
-        Ok(r) => {
-            infra::skip(test, &format!("{url} answered {}", r.status()));
-            None
-        }
-        Err(e) => {
-            infra::skip(test, &format!("{url}: {e}"));
-            None
-        }
-    }
+/// The provider's issuer, when one is configured (one that does not answer is skipped by
+/// [`ogdc_token`], which cannot get a token from it).
+fn issuer() -> Option<String> {
+    infra::server(infra::OIDC_ISSUER).map(|issuer| issuer.trim_end_matches('/').to_owned())
 }
 
 /// An access token of `user` from the provider's password grant.
@@ -166,7 +154,7 @@ fn unauthorized(detail: &str) -> (u16, Value, String) {
 #[tokio::test]
 async fn provider_tokens_authenticate_users_and_the_admin_scope_makes_admins() {
     let test = "provider_tokens_authenticate_users_and_the_admin_scope_makes_admins";
-    let Some(issuer) = issuer(test).await else {
+    let Some(issuer) = issuer() else {
         return;
     };
     let Some(alice) = ogdc_token(test, &issuer, "alice", false).await else {
@@ -248,7 +236,7 @@ async fn provider_tokens_authenticate_users_and_the_admin_scope_makes_admins() {
 #[tokio::test]
 async fn missing_garbage_foreign_and_expired_tokens_are_401() {
     let test = "missing_garbage_foreign_and_expired_tokens_are_401";
-    let Some(issuer) = issuer(test).await else {
+    let Some(issuer) = issuer() else {
         return;
     };
     let Some(alice) = ogdc_token(test, &issuer, "alice", true).await else {
