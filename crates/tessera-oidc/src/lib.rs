@@ -10,7 +10,8 @@
 //! - [`jwt`]: compact JWS parsing and the numeric-date and claim helpers shared below.
 //! - [`validator`]: [`JwtAccessTokenValidator`], the commons' access-token rules (§B2 and
 //!   §B9 of the WTS spec): issuer allowed before any key is fetched, algorithm, key by `kid`,
-//!   `exp` required, `exp`/`iat`/`nbf` without leeway, audience, `openid` scope, `pur`.
+//!   `exp` required, `exp`/`iat`/`nbf` without leeway, audience, `azp`, `openid` scope, `pur`
+//!   (each of the last four optional), and per-operation scopes on the [`VerifiedToken`].
 //! - [`client`]: [`OidcClient`], one IdP's authorization server: authorization URL with
 //!   PKCE (S256) and nonce, code exchange with id-token verification, refresh, revocation,
 //!   and [`OidcClient::sign_in`] (a login: verified id-token claims completed from userinfo).
@@ -29,7 +30,7 @@ pub use client::{ClientSettings, IdpKind, OidcClient, SignIn};
 pub use discovery::{Discovery, ProviderMetadata};
 pub use http::{http_client, http_client_with_roots};
 pub use keys::KeyStore;
-pub use validator::{AccessTokenRules, JwtAccessTokenValidator};
+pub use validator::{AccessTokenRules, JwtAccessTokenValidator, MissingScope, VerifiedToken};
 
 /// Errors of this crate (setup and key retrieval; token and exchange failures are the
 /// ports' error types).

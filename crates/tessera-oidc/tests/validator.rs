@@ -288,3 +288,100 @@ async fn a_discovery_document_without_jwks_uri_fails_validation() {
     );
     s.idp.stop().await;
 }
+
+#[tokio::test]
+async fn the_authorized_party_is_checked_when_the_rules_name_one() {
+    // Keycloak-shaped rules: aud and azp are the client, no Fence purpose, no scope needed.
+    let s = setup_with(Duration::ZERO, |r| {
+        r.audience = Some("ogdc-client".into());
+        r.authorized_party = Some("ogdc-client".into());
+        r.purpose = None;
+        r.scope = None;
+        r.username_claim = "sub".into();
+    })
+    .await;
+    let iss = s.idp.issuer();
+    let keycloak = json!({
+        "aud": ["ogdc-client", "account"], "azp": "ogdc-client", "pur": null,
+        "scope": "email profile", "context": null,
+    });
+    let verified = s
+        .validator
+        .verify(&s.key.sign(&with(access_claims(&iss), keycloak.clone())))
+        .await
+        .unwrap();
+    assert_eq!(verified.identity.subject, "42");
+    assert_eq!(verified.identity.username, "42");
+    assert_eq!(verified.scopes, ["email", "profile"]);
+    for (changes, want) in [
+        (
+            json!({"azp": "other-client"}),
+            "authorized party (azp) is not ogdc-client",
+        ),
+        (
+            json!({"azp": null}),
+            "authorized party (azp) is not ogdc-client",
+        ),
+        (json!({"azp": ["ogdc-client"]}), "authorized party"),
+        (
+            json!({"aud": "account"}),
+            "audience does not include ogdc-client",
+        ),
+    ] {
+        let base = with(access_claims(&iss), keycloak.clone());
+        let claims = with(base.as_object().unwrap().clone(), changes.clone());
+        let why = refusal(&s, &s.key.sign(&claims)).await;
+        assert!(why.contains(want), "{changes}: {why}");
+    }
+    // The default rules ignore azp.
+    let default = setup().await;
+    let token = default.key.sign(&with(
+        access_claims(&default.idp.issuer()),
+        json!({"azp": "anyone"}),
+    ));
+    default.validator.validate(&token).await.unwrap();
+    s.idp.stop().await;
+    default.idp.stop().await;
+}
+
+#[tokio::test]
+async fn a_required_scope_is_checked_per_operation_on_a_verified_token() {
+    let s = setup_with(Duration::ZERO, |r| r.scope = None).await;
+    let iss = s.idp.issuer();
+    let admin = s
+        .validator
+        .verify(&s.key.sign(&with(
+            access_claims(&iss),
+            json!({"scope": "openid ogdc:admin"}),
+        )))
+        .await
+        .unwrap();
+    assert!(admin.require_scope("ogdc:admin").is_ok());
+    // Without the scope the token is still valid (no 401), but the operation is refused.
+    let plain = s
+        .validator
+        .verify(
+            &s.key
+                .sign(&with(access_claims(&iss), json!({"scope": null}))),
+        )
+        .await
+        .unwrap();
+    assert!(plain.scopes.is_empty());
+    let missing = plain.require_scope("ogdc:admin").unwrap_err();
+    assert_eq!(missing.0, "ogdc:admin");
+    assert_eq!(
+        missing.to_string(),
+        "the token's scope does not include ogdc:admin"
+    );
+    // A prefix of a scope is not the scope.
+    let near = s
+        .validator
+        .verify(
+            &s.key
+                .sign(&with(access_claims(&iss), json!({"scope": "ogdc:admins"}))),
+        )
+        .await
+        .unwrap();
+    assert!(near.require_scope("ogdc:admin").is_err());
+    s.idp.stop().await;
+}

@@ -23,16 +23,31 @@ pub const OUTPUT_URL_LIFETIME: Duration = Duration::from_secs(7200);
 pub const ORPHANED_AFTER: Duration = Duration::from_secs(120);
 
 /// An authenticated caller.
+///
+/// Who is an admin is the authentication's decision, not the name's: with passwords it is
+/// the user `admin` ([`Caller::password_user`]); with OIDC a scope of the token, so that an
+/// IdP account whose subject happens to be `admin` gains nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The user name.
+    /// The user name (the run owner).
     pub name: String,
+    /// Whether the caller may see, cancel and list every run and manage users.
+    pub admin: bool,
 }
 
 impl Caller {
-    /// Whether the caller is the admin.
+    /// A user of the password login: the admin is the user `admin`.
+    pub fn password_user(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            admin: name == ADMIN,
+            name,
+        }
+    }
+
+    /// Whether the caller is an admin.
     pub fn is_admin(&self) -> bool {
-        self.name == ADMIN
+        self.admin
     }
 
     fn may_see(&self, run: &Run) -> bool {
@@ -144,7 +159,7 @@ impl Runner {
             Err(bad) => return Ok(Err(bad)),
         };
         match self.ports.users.get_by_id(&name).await {
-            Ok(_) => Ok(Ok(Caller { name })),
+            Ok(_) => Ok(Ok(Caller::password_user(name))),
             Err(dao::Error::NotFound { .. }) => Ok(Err(BadToken)),
             Err(e) => Err(e.into()),
         }
@@ -340,6 +355,15 @@ impl Runner {
         Ok(out)
     }
 
+    /// Every run of every owner, newest first. MUST return `NotAdmin` for a caller who is not
+    /// an admin.
+    pub async fn list_all(&self, caller: &Caller) -> Result<Vec<Run>> {
+        if !caller.is_admin() {
+            return Err(Error::NotAdmin);
+        }
+        self.list(caller).await
+    }
+
     /// Stops the run (`Failed`, "cancelled by <caller>"); a finished run stays as it is.
     pub async fn cancel(&self, caller: &Caller, name: &str) -> Result<Run> {
         let run = self.status(caller, name).await?;
@@ -403,5 +427,21 @@ impl Runner {
                 run.phase
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_password_user_admin_is_an_admin_by_name() {
+        assert!(Caller::password_user("admin").is_admin());
+        assert!(!Caller::password_user("alice").is_admin());
+        let oidc = Caller {
+            name: "admin".into(),
+            admin: false,
+        };
+        assert!(!oidc.is_admin());
     }
 }

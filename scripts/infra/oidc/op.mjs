@@ -29,6 +29,11 @@
 //     claims `pur: "access"` and `context.user.name` (= the account id). Tokens without a
 //     resource stay opaque, so userinfo keeps working with them.
 //   - refresh-token rotation on every use when OIDC_ROTATE_REFRESH_TOKENS=1 (off by default).
+//
+// For the OGDC runner tests (Keycloak-shaped access tokens, as dataone-auth checks them):
+//   - JWT access tokens for the resource OIDC_OGDC_RESOURCE (default urn:ogdc): RS256, `aud`
+//     the client id (Keycloak's audience mapper), `azp` the client id, and the scopes of
+//     `openid email profile ogdc:admin` that were asked for (`ogdc:admin` only when requested).
 import Provider, { errors } from 'oidc-provider';
 
 const HOST = process.env.OIDC_HOST || '127.0.0.1';
@@ -50,6 +55,8 @@ const USERS = process.env.OIDC_USERS
 const JWT_RESOURCE = process.env.OIDC_JWT_RESOURCE || 'urn:gen3';
 const JWT_AUDIENCE = process.env.OIDC_JWT_AUDIENCE || 'gen3';
 const JWT_SCOPE = 'openid user data';
+const OGDC_RESOURCE = process.env.OIDC_OGDC_RESOURCE || 'urn:ogdc';
+const OGDC_SCOPE = 'openid email profile ogdc:admin';
 const ROTATE = (process.env.OIDC_ROTATE_REFRESH_TOKENS || '0') === '1';
 
 async function findAccount(ctx, sub) {
@@ -89,7 +96,16 @@ const configuration = {
       enabled: true,
       defaultResource: async (ctx, client, oneOf) => (oneOf ? oneOf[0] : undefined),
       useGrantedResource: async () => true,
-      getResourceServerInfo: async (ctx, resource) => {
+      getResourceServerInfo: async (ctx, resource, client) => {
+        if (resource === OGDC_RESOURCE) {
+          return {
+            audience: client.clientId,
+            scope: OGDC_SCOPE,
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: 600,
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        }
         if (resource !== JWT_RESOURCE) throw new errors.InvalidTarget();
         return {
           audience: JWT_AUDIENCE,
@@ -101,13 +117,14 @@ const configuration = {
       },
     },
   },
-  extraTokenClaims: async (ctx, token) =>
-    token.kind === 'AccessToken' && token.resourceServer
-      ? { pur: 'access', context: { user: { name: token.accountId } } }
-      : undefined,
+  extraTokenClaims: async (ctx, token) => {
+    if (token.kind !== 'AccessToken' || !token.resourceServer) return undefined;
+    if (token.resourceServer.identifier() === OGDC_RESOURCE) return { azp: token.clientId };
+    return { pur: 'access', context: { user: { name: token.accountId } } };
+  },
   rotateRefreshToken: () => ROTATE,
   claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
-  scopes: ['openid', 'offline_access', 'email', 'profile'],
+  scopes: ['openid', 'offline_access', 'email', 'profile', 'ogdc:admin'],
   findAccount,
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   // Automatic consent: tests drive the login form only.
@@ -152,8 +169,12 @@ provider.registerGrantType(
     const common = { accountId: username, client, grantId: grant.jti, scope: sc, gty: 'password' };
     const at = new provider.AccessToken(common);
     if (resource) {
-      if (resource !== JWT_RESOURCE) throw new errors.InvalidTarget();
-      const info = await configuration.features.resourceIndicators.getResourceServerInfo(ctx, resource);
+      if (resource !== JWT_RESOURCE && resource !== OGDC_RESOURCE) throw new errors.InvalidTarget();
+      const info = await configuration.features.resourceIndicators.getResourceServerInfo(
+        ctx,
+        resource,
+        client,
+      );
       at.resourceServer = new provider.ResourceServer(resource, info);
       at.scope = sc.split(' ').filter((s) => info.scope.split(' ').includes(s)).join(' ');
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tessera_config::{Secret, is_default};
+use tessera_config::Secret;
 use tessera_embedded::{EmbeddedConfig, LocalObjectsConfig};
 use tessera_http::{HttpConfig, LogConfig};
 use tessera_mongodb::MongoConfig;
@@ -27,6 +27,8 @@ pub const UNPREFIXED: &[&str] = &[
     "internal_s3_endpoint_url",
     "public_s3_endpoint_url",
     "dataone_node_url",
+    "access_mode",
+    "oidc_client_secrets_file",
 ];
 
 /// Which workflow engine runs recipes.
@@ -42,18 +44,113 @@ pub enum EngineKind {
     Slurm,
 }
 
+/// How callers are authenticated (`ACCESS_MODE` with `OIDC_CLIENT_SECRETS_FILE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// v0.3.0: users and passwords, `/token`, HS256 tokens (`authenticated` without OIDC).
+    Password,
+    /// v0.4: bearer access tokens of the OIDC provider (`authenticated` with a secrets file).
+    Oidc(OidcSecrets),
+    /// `open`: no authentication; every caller is [`ANONYMOUS`], an admin.
+    Open,
+    /// `read_only`: no authentication; every caller is [`ANONYMOUS`], an admin who may read
+    /// everything but neither submit nor cancel.
+    ReadOnly,
+}
+
+/// The owner of what anonymous callers (`open`, `read_only`) submit.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// `OIDC_CLIENT_SECRETS_FILE`: the client's registration at the OIDC provider.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSecrets {
+    /// The provider's discovery document, `<issuer>/.well-known/openid-configuration`.
+    pub server_metadata_url: String,
+    /// This service's client id: tokens must name it in `aud` and `azp`.
+    pub client_id: String,
+    /// The client secret (for the login flow).
+    #[serde(default)]
+    pub client_secret: String,
+    /// The registered redirect URIs (for the login flow).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+}
+
+impl std::fmt::Debug for OidcSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcSecrets")
+            .field("server_metadata_url", &self.server_metadata_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"**********")
+            .field("redirect_uris", &self.redirect_uris)
+            .finish()
+    }
+}
+
+/// The suffix of a discovery URL (OpenID Connect Discovery 1.0 §4).
+const DISCOVERY_SUFFIX: &str = "/.well-known/openid-configuration";
+
+impl OidcSecrets {
+    /// Parses the file's JSON; the error says what is wrong.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let secrets: Self = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "not JSON of {{server_metadata_url, client_id, client_secret, \
+                 redirect_uris}}: {e}"
+            )
+        })?;
+        if secrets.issuer().is_none() {
+            return Err(format!(
+                "server_metadata_url must be an http(s) URL ending in {DISCOVERY_SUFFIX}, not {:?}",
+                secrets.server_metadata_url
+            ));
+        }
+        if secrets.client_id.is_empty() {
+            return Err("client_id must not be empty".into());
+        }
+        Ok(secrets)
+    }
+
+    /// The issuer the metadata URL belongs to: the provider's discovery document MUST name
+    /// it as `issuer` (Discovery §4.3), and tokens MUST carry it as `iss`.
+    pub fn issuer(&self) -> Option<&str> {
+        let url = &self.server_metadata_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return None;
+        }
+        url.strip_suffix(DISCOVERY_SUFFIX)
+            .filter(|issuer| !issuer.ends_with('/') && !issuer.ends_with(':'))
+    }
+}
+
 /// The OGDC runner's settings.
 ///
-/// `jwt_secret_key` (`OGDC_JWT_SECRET_KEY`) and `admin_password` (`OGDC_ADMIN_PASSWORD`)
-/// are required: the service refuses to start without them.
+/// With password authentication (the default: `ACCESS_MODE=authenticated` and no
+/// `OIDC_CLIENT_SECRETS_FILE`), `jwt_secret_key` (`OGDC_JWT_SECRET_KEY`) and
+/// `admin_password` (`OGDC_ADMIN_PASSWORD`) are required: the service refuses to start
+/// without them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OgdcConfig {
-    /// HS256 key of the access tokens.
-    #[serde(skip_serializing_if = "is_default")]
+    /// HS256 key of the access tokens (required with passwords, unused otherwise).
     pub jwt_secret_key: Secret,
-    /// The password `admin` is created with (once; never re-synced).
-    #[serde(skip_serializing_if = "is_default")]
+    /// The password `admin` is created with (once; never re-synced; required with
+    /// passwords, unused otherwise).
     pub admin_password: Secret,
+    /// `authenticated` (default), `open` (no authentication) or `read_only` (no
+    /// authentication, no submissions or cancels).
+    pub access_mode: String,
+    /// A JSON file `{server_metadata_url, client_id, client_secret, redirect_uris}`: when
+    /// set (and `access_mode` is `authenticated`), callers bring the provider's access tokens
+    /// instead of logging in at `/token`.
+    pub oidc_client_secrets_file: String,
+    /// The scope an OIDC access token needs for the admin routes.
+    pub scope_admin: String,
+    /// Seconds a request to the OIDC provider (discovery, keys) may take.
+    pub oidc_timeout_seconds: u64,
+    /// Least seconds between two fetches of the provider's keys (a token naming an unknown
+    /// key triggers one).
+    pub jwks_min_refresh_seconds: u64,
     /// Minutes an access token is valid.
     pub access_token_minutes: u32,
     /// Argon2id iterations (the original: 3).
@@ -143,6 +240,11 @@ impl Default for OgdcConfig {
         Self {
             jwt_secret_key: Secret::default(),
             admin_password: Secret::default(),
+            access_mode: "authenticated".into(),
+            oidc_client_secrets_file: String::new(),
+            scope_admin: "ogdc:admin".into(),
+            oidc_timeout_seconds: 10,
+            jwks_min_refresh_seconds: 60,
             access_token_minutes: 30,
             argon2_t: 3,
             argon2_m_kib: 65536,
@@ -198,13 +300,51 @@ fn invalid(key: &'static str, message: impl Into<String>) -> Error {
 }
 
 impl OgdcConfig {
+    /// The authentication `access_mode` and `oidc_client_secrets_file` select; the secrets
+    /// file is read here. The error names the variable at fault.
+    pub fn auth(&self) -> Result<Auth> {
+        match self.access_mode.as_str() {
+            "authenticated" => {}
+            "open" => return Ok(Auth::Open),
+            "read_only" => return Ok(Auth::ReadOnly),
+            other => {
+                return Err(invalid(
+                    "access_mode",
+                    format!("must be authenticated, open or read_only, not {other:?}"),
+                ));
+            }
+        }
+        if self.oidc_client_secrets_file.is_empty() {
+            return Ok(Auth::Password);
+        }
+        let path = &self.oidc_client_secrets_file;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            invalid(
+                "oidc_client_secrets_file",
+                format!("cannot read {path}: {e}"),
+            )
+        })?;
+        OidcSecrets::parse(&text)
+            .map(Auth::Oidc)
+            .map_err(|e| invalid("oidc_client_secrets_file", format!("{path}: {e}")))
+    }
+
     /// Checks what loading cannot; the error names the key.
     pub fn validate(&self) -> Result<()> {
-        if self.jwt_secret_key.expose().is_empty() {
-            return Err(invalid("jwt_secret_key", "must be set"));
+        let auth = self.auth()?;
+        if auth == Auth::Password {
+            if self.jwt_secret_key.expose().is_empty() {
+                return Err(invalid("jwt_secret_key", "must be set"));
+            }
+            if self.admin_password.expose().is_empty() {
+                return Err(invalid("admin_password", "must be set"));
+            }
         }
-        if self.admin_password.expose().is_empty() {
-            return Err(invalid("admin_password", "must be set"));
+        if matches!(auth, Auth::Oidc(_)) && self.scope_admin.trim().is_empty() {
+            return Err(invalid("scope_admin", "must not be empty"));
+        }
+        if self.oidc_timeout_seconds == 0 {
+            return Err(invalid("oidc_timeout_seconds", "must be at least 1"));
         }
         if self.access_token_minutes == 0 {
             return Err(invalid("access_token_minutes", "must be at least 1"));

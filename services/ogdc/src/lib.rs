@@ -1,15 +1,19 @@
 //! The OGDC runner service, wire-compatible with `ogdc-runner` 0.3.0 (spec
-//! `conductor_ogdc.md` §B with §B10's corrections): users and HS256 tokens, recipes
+//! `conductor_ogdc.md` §B with §B10's corrections): users and HS256 tokens (or v0.4's OIDC
+//! access tokens and access modes), recipes
 //! submitted as runs to a workflow engine, their status, logs and outputs.
 //!
 //! Layout:
 //! - [`config`]: [`OgdcConfig`], the original's variables under their own names;
+//! - [`auth`]: [`auth::Access`], the caller in each access mode (passwords, OIDC, open,
+//!   read-only);
 //! - [`fetch`]: SSRF-safe HTTP fetching and the recipe loader (https or the local root);
 //! - [`engines`]: the workflow engine providers (the local executor);
 //! - [`rest`]: the HTTP translator and its one error mapping;
 //! - [`prepare`]: the composition root; [`service`]: the service for `tessera-service`;
 //! - [`cli`]: `ogdc validate-recipe`.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dataone;

@@ -1,6 +1,6 @@
 //! The composition root: the store (embedded under `data_dir`, or MongoDB), the object
-//! store (S3 or local), the recipe loader, the engine and the [`Runner`]; the admin is
-//! bootstrapped here, once.
+//! store (S3 or local), the recipe loader, the engine, the [`Runner`] and the [`Access`]
+//! mode; with passwords the admin is bootstrapped here, once.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -17,7 +17,11 @@ use tessera_recipes::{RecipeLoader, Runner, WorkflowEngine};
 use tessera_service::objects::{Objects, open_objects};
 use tessera_service::{Backends, Part, Role};
 
-use crate::config::{EngineKind, OgdcConfig, PREFIX};
+use tessera_oidc::{AccessTokenRules, JwtAccessTokenValidator, KeyStore};
+use tessera_tokens::{Clock, SystemClock};
+
+use crate::auth::Access;
+use crate::config::{Auth, EngineKind, OgdcConfig, PREFIX};
 use crate::dataone::DataoneNode;
 use crate::engines::argo::{ArgoEngine, ArgoSettings};
 use crate::engines::local::{LocalEngine, LocalSettings, running_as_root};
@@ -37,6 +41,8 @@ pub struct Overrides {
     pub engine: Option<Arc<dyn WorkflowEngine>>,
     /// The recipe loader.
     pub loader: Option<Arc<dyn RecipeLoader>>,
+    /// The clock OIDC access tokens are checked against.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl fmt::Debug for Overrides {
@@ -56,6 +62,8 @@ pub struct Core {
     pub runner: Runner,
     /// The object store (its local presign scope is mounted at `/objects`).
     pub objects: Objects,
+    /// How callers are authenticated.
+    pub access: Access,
 }
 
 impl fmt::Debug for Core {
@@ -74,6 +82,8 @@ fn config_error(key: &'static str) -> impl Fn(String) -> Error {
 /// Builds everything from `config`.
 pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Core> {
     config.validate()?;
+    let auth = config.auth()?;
+    let access = access(&config, &auth, overrides.clock.take())?;
     // Made here with the usual mode, before the store makes its private directory inside.
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| config_error("data_dir")(format!("cannot create it: {e}")))?;
@@ -180,8 +190,13 @@ pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Cor
         config.password_workers,
     )
     .map_err(|e| config_error("argon2_m_kib")(e.to_string()))?;
+    // Without passwords no token is ever issued or accepted: a random key keeps it so.
+    let jwt_key = match auth {
+        Auth::Password => config.jwt_secret_key.expose().as_bytes().to_vec(),
+        _ => rand::random::<[u8; 32]>().to_vec(),
+    };
     let tokens = Tokens::new(
-        config.jwt_secret_key.expose().as_bytes(),
+        &jwt_key,
         chrono::Duration::minutes(i64::from(config.access_token_minutes)),
     )?;
     let runner = Runner::new(
@@ -195,14 +210,61 @@ pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Cor
         passwords,
         tokens,
     );
-    runner
-        .bootstrap_admin(config.admin_password.expose())
-        .await?;
-    tracing::info!(engine = runner.engine_name(), objects = ?objects.kind, "ogdc prepared");
+    if auth == Auth::Password {
+        runner
+            .bootstrap_admin(config.admin_password.expose())
+            .await?;
+    }
+    tracing::info!(
+        engine = runner.engine_name(),
+        objects = ?objects.kind,
+        access = access.name(),
+        "ogdc prepared"
+    );
     Ok(Core {
         config: Arc::new(config),
         runner,
         objects,
+        access,
+    })
+}
+
+/// The access mode; in OIDC mode a validator with Keycloak's rules for this client: `iss`
+/// the metadata URL's issuer, `aud` containing and `azp` equal to the client id, RS256, no
+/// Fence purpose or scope, the owner from `sub`. Nothing is fetched before the first token.
+fn access(config: &OgdcConfig, auth: &Auth, clock: Option<Arc<dyn Clock>>) -> Result<Access> {
+    Ok(match auth {
+        Auth::Password => Access::Password,
+        Auth::Open => Access::Open,
+        Auth::ReadOnly => Access::ReadOnly,
+        Auth::Oidc(secrets) => {
+            let issuer = secrets.issuer().ok_or_else(|| {
+                config_error("oidc_client_secrets_file")("no issuer in server_metadata_url".into())
+            })?;
+            let http = tessera_oidc::http_client(Duration::from_secs(config.oidc_timeout_seconds))
+                .map_err(|e| config_error("oidc_timeout_seconds")(e.to_string()))?;
+            let keys = Arc::new(KeyStore::new(
+                http,
+                Duration::from_secs(config.jwks_min_refresh_seconds),
+            ));
+            let rules = AccessTokenRules {
+                allowed_issuers: vec![issuer.to_owned()],
+                audience: Some(secrets.client_id.clone()),
+                authorized_party: Some(secrets.client_id.clone()),
+                algorithms: vec!["RS256".into()],
+                purpose: None,
+                scope: None,
+                username_claim: "sub".into(),
+            };
+            Access::Oidc {
+                validator: Arc::new(JwtAccessTokenValidator::new(
+                    rules,
+                    keys,
+                    clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                )),
+                admin_scope: config.scope_admin.clone(),
+            }
+        }
     })
 }
 
@@ -231,6 +293,7 @@ impl Core {
         let stack = HttpStack::new(self.config.http.clone(), rest::openapi::document())?;
         let state = RestState {
             runner: self.runner.clone(),
+            access: self.access.clone(),
             internal_s3: self.config.internal_s3_endpoint_url.clone(),
             public_s3: self.config.public_s3_endpoint_url.clone(),
         };

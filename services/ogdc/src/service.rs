@@ -24,7 +24,14 @@ returns the run's name at once; the run goes on in the background on the workflo
 of a `temporary` output, valid 2 h), GET /runs, POST /runs/{name}/cancel and
 GET /runs/{name}/logs serve the run's owner and the admin.
 
-It refuses to start without OGDC_JWT_SECRET_KEY and OGDC_ADMIN_PASSWORD. Users and runs
+ACCESS_MODE=open or read_only drops authentication (every caller is `anonymous`;
+read_only refuses submissions and cancels). With OIDC_CLIENT_SECRETS_FILE (JSON
+server_metadata_url, client_id, client_secret, redirect_uris), callers bring the OIDC
+provider's access tokens instead (iss, aud, azp, exp and the JWKS signature checked; the
+owner is `sub`; OGDC_SCOPE_ADMIN, default ogdc:admin, makes an admin) and there are no
+/token and /create_user.
+
+With passwords it refuses to start without OGDC_JWT_SECRET_KEY and OGDC_ADMIN_PASSWORD. Users and runs
 live in MongoDB when mongo_dsn is set, else in the embedded store under OGDC_DATA_DIR,
 with outputs in S3 when INTERNAL_S3_ENDPOINT_URL is set, else under OGDC_DATA_DIR.";
 

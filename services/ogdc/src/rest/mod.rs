@@ -1,5 +1,6 @@
 //! The HTTP translator: v0.3.0's routes (§B1, §B2, §B10.1, §B10.5) and the additions
-//! (`/runs`, cancel, logs), over [`Runner`]. [`ApiError`] is the one status mapping.
+//! (`/runs`, `/admin/runs`, cancel, logs), over [`Runner`], with the caller from
+//! [`Access`]. [`ApiError`] is the one status mapping.
 
 pub mod openapi;
 
@@ -13,13 +14,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tessera_embedded::LocalObjectStore;
 use tessera_http::{ValidationError, ValidationItem};
-use tessera_recipes::{Caller, Error as DomainError, Run, Runner};
+use tessera_recipes::{Error as DomainError, Run, Runner};
+
+use crate::auth::Access;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct RestState {
     /// The use cases.
     pub runner: Runner,
+    /// How callers are authenticated.
+    pub access: Access,
     /// The S3 endpoint as the service reaches it.
     pub internal_s3: String,
     /// The S3 endpoint as users reach it.
@@ -41,6 +46,12 @@ pub enum ApiError {
     BadCredentials,
     /// Wrong username or password.
     BadLogin,
+    /// A valid OIDC token without the scope the route needs (403).
+    MissingScope(String),
+    /// `ACCESS_MODE=read_only` refuses what would change runs (403); names the action.
+    ReadOnly(&'static str),
+    /// A route of another access mode (`/token`, `/create_user` without passwords).
+    NotFound,
     /// What the domain said.
     Domain(DomainError),
     /// A form or body field problem.
@@ -53,6 +64,14 @@ impl fmt::Display for ApiError {
             Self::NotAuthenticated => f.write_str("Not authenticated"),
             Self::BadCredentials => f.write_str("Could not validate credentials."),
             Self::BadLogin => f.write_str("Incorrect username or password."),
+            Self::MissingScope(scope) => {
+                write!(f, "The access token lacks the required scope {scope}.")
+            }
+            Self::ReadOnly(what) => write!(
+                f,
+                "The service is read-only (ACCESS_MODE=read_only): {what} is not allowed."
+            ),
+            Self::NotFound => f.write_str("Not Found"),
             Self::Domain(e) => write!(f, "{e}"),
             Self::Validation(e) => write!(f, "{e}"),
         }
@@ -97,6 +116,10 @@ impl ResponseError for ApiError {
             Self::BadLogin => {
                 tessera_http::detail(StatusCode::UNAUTHORIZED, "Incorrect username or password.")
             }
+            Self::MissingScope(_) | Self::ReadOnly(_) => {
+                tessera_http::detail(StatusCode::FORBIDDEN, self)
+            }
+            Self::NotFound => tessera_http::detail(StatusCode::NOT_FOUND, self),
             Self::Validation(e) => e.error_response(),
             Self::Domain(e) => match e {
                 DomainError::NotAdmin => tessera_http::detail(StatusCode::UNAUTHORIZED, e),
@@ -128,6 +151,7 @@ pub fn routes(state: RestState, local: Option<LocalObjectStore>, cfg: &mut web::
         .route("/status/{name}", web::get().to(status))
         .route("/output/{name}", web::get().to(output))
         .route("/runs", web::get().to(list_runs))
+        .route("/admin/runs", web::get().to(list_all_runs))
         .route("/runs/{name}/cancel", web::post().to(cancel))
         .route("/runs/{name}/logs", web::get().to(logs));
     if let Some(local) = local {
@@ -224,6 +248,9 @@ async fn token(
     body: web::Bytes,
     state: web::Data<RestState>,
 ) -> Result<HttpResponse, ApiError> {
+    if !state.access.has_users() {
+        return Err(ApiError::NotFound);
+    }
     let form = form(&req, &body);
     let mut problems = match required(&form, &["username", "password"]) {
         Ok(_) => Vec::new(),
@@ -258,30 +285,8 @@ async fn token(
     }
 }
 
-/// The caller of a protected route (§B10.5).
-async fn caller(req: &HttpRequest, state: &RestState) -> Result<Caller, ApiError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::NotAuthenticated)?;
-    let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::NotAuthenticated);
-    }
-    let credential = credential.trim();
-    if credential.is_empty() {
-        return Err(ApiError::BadCredentials);
-    }
-    state
-        .runner
-        .authenticate(credential)
-        .await?
-        .map_err(|_| ApiError::BadCredentials)
-}
-
 async fn user(req: HttpRequest, state: web::Data<RestState>) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state).await?;
+    let caller = state.access.caller(&req, &state.runner).await?;
     Ok(HttpResponse::Ok().json(json!({ "current_user": caller.name })))
 }
 
@@ -290,7 +295,10 @@ async fn create_user(
     body: web::Bytes,
     state: web::Data<RestState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state).await?;
+    if !state.access.has_users() {
+        return Err(ApiError::NotFound);
+    }
+    let caller = state.access.caller(&req, &state.runner).await?;
     let form = form(&req, &body);
     let values = required(&form, &["username", "password"])?;
     state
@@ -314,7 +322,10 @@ async fn submit(
     body: web::Json<SubmitBody>,
     state: web::Data<RestState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state).await?;
+    let caller = state
+        .access
+        .writer(&req, &state.runner, "submitting a recipe")
+        .await?;
     let run = state
         .runner
         .submit(&caller, &body.recipe_path, body.overwrite)
@@ -330,7 +341,7 @@ async fn status(
     name: web::Path<String>,
     state: web::Data<RestState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state).await?;
+    let caller = state.access.caller(&req, &state.runner).await?;
     let run = state.runner.status(&caller, &name).await?;
     Ok(HttpResponse::Ok().json(json!({
         "recipe_workflow_name": run.name,
@@ -344,7 +355,7 @@ async fn output(
     name: web::Path<String>,
     state: web::Data<RestState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state).await?;
+    let caller = state.access.caller(&req, &state.runner).await?;
     match state.runner.output(&caller, &name).await {
         Ok(url) => {
             let url = match url.strip_prefix(state.internal_s3.trim_end_matches('/')) {
@@ -380,8 +391,17 @@ async fn list_runs(
     req: HttpRequest,
     state: web::Data<RestState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state).await?;
+    let caller = state.access.caller(&req, &state.runner).await?;
     let runs = state.runner.list(&caller).await?;
+    Ok(HttpResponse::Ok().json(runs.iter().map(run_json).collect::<Vec<_>>()))
+}
+
+async fn list_all_runs(
+    req: HttpRequest,
+    state: web::Data<RestState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.access.admin(&req, &state.runner).await?;
+    let runs = state.runner.list_all(&caller).await?;
     Ok(HttpResponse::Ok().json(runs.iter().map(run_json).collect::<Vec<_>>()))
 }
 
@@ -390,7 +410,10 @@ async fn cancel(
     name: web::Path<String>,
     state: web::Data<RestState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state).await?;
+    let caller = state
+        .access
+        .writer(&req, &state.runner, "cancelling a run")
+        .await?;
     let run = state.runner.cancel(&caller, &name).await?;
     Ok(HttpResponse::Ok().json(run_json(&run)))
 }
@@ -400,7 +423,7 @@ async fn logs(
     name: web::Path<String>,
     state: web::Data<RestState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state).await?;
+    let caller = state.access.caller(&req, &state.runner).await?;
     let logs = state.runner.logs(&caller, &name).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")

@@ -48,7 +48,7 @@ fn version() {}
 fn user() {}
 #[utoipa::path(post, path = "/create_user", security(("bearer" = [])), responses((status = 200), (status = 401, body = Detail), (status = 409, body = Detail)))]
 fn create_user() {}
-#[utoipa::path(post, path = "/submit", request_body = Submit, security(("bearer" = [])), responses((status = 200), (status = 400, body = Detail)))]
+#[utoipa::path(post, path = "/submit", request_body = Submit, security(("bearer" = [])), responses((status = 200), (status = 400, body = Detail), (status = 403, body = Detail)))]
 fn submit() {}
 #[utoipa::path(get, path = "/status/{name}", security(("bearer" = [])), responses((status = 200, body = Status), (status = 404, body = Detail)))]
 fn status() {}
@@ -56,7 +56,9 @@ fn status() {}
 fn output() {}
 #[utoipa::path(get, path = "/runs", security(("bearer" = [])), responses((status = 200, description = "the caller's runs (all for admin)")))]
 fn runs() {}
-#[utoipa::path(post, path = "/runs/{name}/cancel", security(("bearer" = [])), responses((status = 200), (status = 404, body = Detail)))]
+#[utoipa::path(get, path = "/admin/runs", security(("bearer" = [])), responses((status = 200, description = "every run of every owner (admin only)"), (status = 401, body = Detail), (status = 403, body = Detail)))]
+fn admin_runs() {}
+#[utoipa::path(post, path = "/runs/{name}/cancel", security(("bearer" = [])), responses((status = 200), (status = 403, body = Detail), (status = 404, body = Detail)))]
 fn cancel() {}
 #[utoipa::path(get, path = "/runs/{name}/logs", security(("bearer" = [])), responses((status = 200, description = "text/plain"), (status = 404, body = Detail)))]
 fn logs() {}
@@ -66,7 +68,7 @@ const BEARER: BearerScheme = BearerScheme("bearer");
 #[derive(OpenApi)]
 #[openapi(
     info(title = "OGDC runner", description = "ogdc-runner 0.3.0, re-implemented"),
-    paths(token, version, user, create_user, submit, status, output, runs, cancel, logs),
+    paths(token, version, user, create_user, submit, status, output, runs, admin_runs, cancel, logs),
     components(schemas(Token, Submit, Status, Detail)),
     modifiers(&BEARER)
 )]

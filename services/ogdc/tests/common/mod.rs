@@ -57,10 +57,14 @@ pub fn app_dir() -> tempfile::TempDir {
 }
 
 pub async fn spawn(change: impl FnOnce(&mut OgdcConfig, &Path)) -> App {
+    spawn_with(change, Overrides::default()).await
+}
+
+pub async fn spawn_with(change: impl FnOnce(&mut OgdcConfig, &Path), overrides: Overrides) -> App {
     let dir = app_dir();
     let mut config = config(dir.path());
     change(&mut config, dir.path());
-    start(dir, config, Overrides::default()).await
+    start(dir, config, overrides).await
 }
 
 /// The app in `dir` (from [`app_dir`]) with `config` and `overrides`.
