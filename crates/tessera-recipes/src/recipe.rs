@@ -380,6 +380,14 @@ impl Recipe {
         }
     }
 
+    /// Whether its workflow asks for parallel (partitioned) execution.
+    pub fn is_parallel(&self) -> bool {
+        match &self.meta.workflow {
+            Workflow::Shell(w) => w.parallel.enabled,
+            Workflow::Visualization(w) => w.parallel.enabled,
+        }
+    }
+
     /// Whether it is a shell workflow.
     pub fn is_shell(&self) -> bool {
         matches!(self.meta.workflow, Workflow::Shell(_))

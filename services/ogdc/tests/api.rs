@@ -505,3 +505,25 @@ async fn the_service_refuses_to_start_without_its_secrets() {
     assert_eq!(config.http.port, 9001);
     assert_eq!(config.data_dir, std::path::PathBuf::from("/tmp/x"));
 }
+
+#[tokio::test]
+async fn parallel_recipes_are_refused_rather_than_run_whole() {
+    let app = spawn(|_, _| {}).await;
+    let input = common::input_server("seals.csv", "a,b\n").await;
+    let parallel = meta("Split", &input, "temporary").replace(
+        "  sh_file: recipe.sh\n",
+        "  sh_file: recipe.sh\n  parallel:\n    enabled: true\n    partition_size: 1\n",
+    );
+    app.recipe("split", &parallel, "cp $INPUT_FILE $OUTPUT_FILE\n");
+    let admin = app.admin().await;
+    let (status, body) = app.submit(&admin, "split").await;
+    assert_eq!(status, 200, "{body}");
+    let name = body["recipe_workflow_name"].as_str().unwrap().to_owned();
+    assert_eq!(app.wait(&admin, &name).await, "Error");
+    let (_, runs) = app.get("/runs", &admin).await;
+    assert_eq!(
+        runs[0]["message"],
+        "the local executor does not run parallel (partitioned) recipes yet"
+    );
+    app.running.stop().await.unwrap();
+}

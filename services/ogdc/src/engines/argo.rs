@@ -359,6 +359,11 @@ impl WorkflowEngine for ArgoEngine {
                 "visualization workflows are not implemented".into(),
             ));
         }
+        if recipe.is_parallel() {
+            return Err(EngineError::Unsupported(
+                "parallel (partitioned) recipes are not run on Argo yet".into(),
+            ));
+        }
         let name = self.submit(&self.settings.shell_workflow(recipe)).await?;
         Ok(format!("{name} {}", recipe.id))
     }

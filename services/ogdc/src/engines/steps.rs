@@ -16,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::fetch::Fetcher;
 
 /// Refuses what an engine running shell steps outside containers cannot run: a
-/// visualization workflow, inputs other than URLs. `engine` names it in the message.
+/// visualization workflow, inputs other than URLs, parallel execution (whose commands work
+/// per file: running them once on the whole directory would give other results). `engine` names it in the message.
 pub(crate) fn check_runnable(recipe: &Recipe, engine: &str) -> Result<(), EngineError> {
     if !recipe.is_shell() {
         return Err(EngineError::Unsupported(format!(
@@ -26,6 +27,11 @@ pub(crate) fn check_runnable(recipe: &Recipe, engine: &str) -> Result<(), Engine
     if recipe.urls().len() != recipe.meta.input.params.len() {
         return Err(EngineError::Unsupported(format!(
             "the {engine} fetches url inputs only"
+        )));
+    }
+    if recipe.is_parallel() {
+        return Err(EngineError::Unsupported(format!(
+            "the {engine} does not run parallel (partitioned) recipes yet"
         )));
     }
     Ok(())
