@@ -28,7 +28,7 @@ pub mod validator;
 
 pub use client::{ClientSettings, IdpKind, OidcClient, SignIn};
 pub use discovery::{Discovery, ProviderMetadata};
-pub use http::{http_client, http_client_with_roots};
+pub use http::{LazyClient, http_client, http_client_with_roots};
 pub use keys::KeyStore;
 pub use validator::{AccessTokenRules, JwtAccessTokenValidator, MissingScope, VerifiedToken};
 

@@ -4,7 +4,7 @@
 //! provider.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -12,7 +12,7 @@ use rand::RngCore as _;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 use tessera_conductor::{Identity, SignedIn, TokenKind};
-use tessera_oidc::{ClientSettings, Discovery, IdpKind, KeyStore, OidcClient};
+use tessera_oidc::{ClientSettings, Discovery, IdpKind, KeyStore, LazyClient, OidcClient};
 use tessera_tokens::{AuthorizationRequest, CodeExchangeRequest, TokenExchange};
 use tokio::sync::OnceCell;
 
@@ -39,8 +39,9 @@ struct Provider {
 /// The configured providers.
 pub struct Providers {
     providers: BTreeMap<String, Provider>,
-    http: reqwest::Client,
-    keys: Arc<KeyStore>,
+    /// Built with the first provider's client: an idle service holds no TLS context.
+    http: LazyClient,
+    keys: OnceLock<Arc<KeyStore>>,
     tokens_clock: Arc<dyn tessera_tokens::Clock>,
     signing: Arc<Keys>,
     state_lifetime: i64,
@@ -81,8 +82,6 @@ impl Providers {
         signing: Arc<Keys>,
         timeout: Duration,
     ) -> crate::Result<Self> {
-        let http = tessera_oidc::http_client(timeout)
-            .map_err(|e| crate::Error::Internal(e.to_string()))?;
         let providers = config
             .oidc_providers
             .iter()
@@ -99,8 +98,8 @@ impl Providers {
             .collect();
         Ok(Self {
             providers,
-            keys: Arc::new(KeyStore::new(http.clone(), Duration::from_secs(60))),
-            http,
+            http: LazyClient::new(timeout),
+            keys: OnceLock::new(),
             tokens_clock: Arc::new(tessera_tokens::SystemClock),
             signing,
             state_lifetime: i64::from(config.login_state_expires_in),
@@ -120,6 +119,15 @@ impl Providers {
         provider
             .client
             .get_or_try_init(|| async {
+                let http = self
+                    .http
+                    .get()
+                    .map_err(|e| LoginError::Provider(e.to_string()))?
+                    .clone();
+                let keys = self
+                    .keys
+                    .get_or_init(|| Arc::new(KeyStore::new(http.clone(), Duration::from_secs(60))))
+                    .clone();
                 let config = &provider.config;
                 let issuer = ConductorConfig::issuer(config);
                 let (mut authorization, mut token) = (
@@ -127,7 +135,7 @@ impl Providers {
                     config.token_endpoint.clone(),
                 );
                 if authorization.is_empty() || token.is_empty() {
-                    let metadata = Discovery::new(self.http.clone(), issuer.clone())
+                    let metadata = Discovery::new(http.clone(), issuer.clone())
                         .metadata()
                         .await
                         .map_err(|e| LoginError::Provider(e.to_string()))?;
@@ -154,14 +162,9 @@ impl Providers {
                     username_field: "email".into(),
                     user_agent: format!("tessera-conductor/{}", crate::VERSION),
                 };
-                OidcClient::new(
-                    settings,
-                    self.http.clone(),
-                    self.keys.clone(),
-                    self.tokens_clock.clone(),
-                )
-                .map(Arc::new)
-                .map_err(|e| LoginError::Provider(e.to_string()))
+                OidcClient::new(settings, http, keys, self.tokens_clock.clone())
+                    .map(Arc::new)
+                    .map_err(|e| LoginError::Provider(e.to_string()))
             })
             .await
             .cloned()

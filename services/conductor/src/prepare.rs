@@ -189,11 +189,8 @@ pub async fn prepare(config: ConductorConfig, mut overrides: Overrides) -> Resul
         wake: wake.clone(),
         search_max_size: config.search_max_size,
         pipeline_urls: Arc::new(config.pipeline_urls.clone()),
-        hooks: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| Error::Internal(e.to_string()))?,
+        // Built on first use: each client loads the CA certificates (see `LazyClient`).
+        hooks: Arc::new(tessera_oidc::LazyClient::new(Duration::from_secs(30))),
         providers,
         base_url: config.base().to_owned(),
         redirect_origins: Arc::new(config.redirect_origins()?),

@@ -45,8 +45,8 @@ pub struct RestState {
     pub search_max_size: usize,
     /// Where `/package/run-hooks` may post.
     pub pipeline_urls: Arc<Vec<String>>,
-    /// The client of `/package/run-hooks`.
-    pub hooks: reqwest::Client,
+    /// The client of `/package/run-hooks`, built on its first call.
+    pub hooks: Arc<tessera_oidc::LazyClient>,
     /// The login providers.
     pub providers: Arc<Providers>,
     /// `base_url` without a trailing `/`.

@@ -202,6 +202,8 @@ async fn run_hooks(req: HttpRequest, payload: web::Payload, state: web::Data<Res
     let form = reqwest::multipart::Form::new().part("input", part);
     let response = state
         .hooks
+        .get()
+        .map_err(|e| ApiError::Upstream(e.to_string()))?
         .post(pipeline)
         .multipart(form)
         .send()
