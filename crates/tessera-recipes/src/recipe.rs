@@ -39,10 +39,17 @@ pub struct Parallel {
     /// Only `files`.
     #[serde(default)]
     pub partition_strategy: PartitionStrategy,
-    /// Files per partition (≥ 1); the engine's default when absent.
+    /// Files per partition (≥ 1); [`DEFAULT_PARTITION_SIZE`] when absent.
     #[serde(default)]
     pub partition_size: Option<u32>,
+    /// Partitions at once (≥ 1), never more than the service's limit
+    /// (`OGDC_MAX_PARALLEL_LIMIT`); the limit when absent.
+    #[serde(default)]
+    pub max_parallelism: Option<u32>,
 }
+
+/// Files per partition when `partition_size` is absent (the original's default).
+pub const DEFAULT_PARTITION_SIZE: usize = 1000;
 
 /// How inputs are partitioned.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +233,11 @@ impl Meta {
                 "workflow.parallel.partition_size: must be at least 1".into(),
             ));
         }
+        if parallel.max_parallelism == Some(0) {
+            return Err(Error::Invalid(
+                "workflow.parallel.max_parallelism: must be at least 1".into(),
+            ));
+        }
         for file in meta.files() {
             check_file_name(&file)?;
         }
@@ -382,10 +394,30 @@ impl Recipe {
 
     /// Whether its workflow asks for parallel (partitioned) execution.
     pub fn is_parallel(&self) -> bool {
+        self.parallel().enabled
+    }
+
+    /// Its workflow's `parallel`.
+    pub fn parallel(&self) -> &Parallel {
         match &self.meta.workflow {
-            Workflow::Shell(w) => w.parallel.enabled,
-            Workflow::Visualization(w) => w.parallel.enabled,
+            Workflow::Shell(w) => &w.parallel,
+            Workflow::Visualization(w) => &w.parallel,
         }
+    }
+
+    /// Files per partition of a parallel run.
+    pub fn partition_size(&self) -> usize {
+        self.parallel()
+            .partition_size
+            .map_or(DEFAULT_PARTITION_SIZE, |n| n.max(1) as usize)
+    }
+
+    /// Partitions at once of a parallel run, under the service's `limit`.
+    pub fn max_parallelism(&self, limit: usize) -> usize {
+        let limit = limit.max(1);
+        self.parallel()
+            .max_parallelism
+            .map_or(limit, |n| (n as usize).clamp(1, limit))
     }
 
     /// Whether it is a shell workflow.
@@ -438,6 +470,26 @@ mod tests {
     }
 
     #[test]
+    fn partitions_default_to_1000_files_and_parallelism_stays_under_the_limit() {
+        let parallel = |extra: &str| {
+            let meta = META.replace(
+                "sh_file: recipe.sh",
+                &format!("sh_file: recipe.sh\n  parallel:\n    enabled: true{extra}"),
+            );
+            Recipe::parse(&meta, files("ls")).unwrap()
+        };
+        let plain = parallel("");
+        assert!(plain.is_parallel());
+        assert_eq!(plain.partition_size(), 1000);
+        assert_eq!(plain.max_parallelism(5), 5);
+        let set = parallel("\n    partition_size: 2\n    max_parallelism: 3");
+        assert_eq!(set.partition_size(), 2);
+        assert_eq!(set.max_parallelism(5), 3);
+        assert_eq!(set.max_parallelism(2), 2);
+        assert!(!Recipe::parse(META, files("ls")).unwrap().is_parallel());
+    }
+
+    #[test]
     fn invalid_recipes_are_refused_with_the_field() {
         let cases = [
             (META.replace("Seal Tags 2.0", "bad/name"), "name"),
@@ -468,9 +520,9 @@ mod tests {
             (
                 META.replace(
                     "sh_file: recipe.sh",
-                    "sh_file: recipe.sh\n  parallel:\n    max_parallelism: 2",
+                    "sh_file: recipe.sh\n  parallel:\n    max_workers: 2",
                 ),
-                "unknown field `max_parallelism`",
+                "unknown field `max_workers`",
             ),
             (
                 META.replace(
@@ -478,6 +530,13 @@ mod tests {
                     "sh_file: recipe.sh\n  parallel:\n    partition_size: 0",
                 ),
                 "partition_size",
+            ),
+            (
+                META.replace(
+                    "sh_file: recipe.sh",
+                    "sh_file: recipe.sh\n  parallel:\n    max_parallelism: 0",
+                ),
+                "max_parallelism",
             ),
             (
                 "name: x\nworkflow:\n  type: shell\ninput:\n  params: []\n".into(),

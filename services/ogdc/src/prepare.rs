@@ -134,6 +134,7 @@ pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Cor
                     image_tag: config.runner_image_tag.clone(),
                     environment: config.environment.clone(),
                     pvc_name: config.workflow_pvc_name.clone(),
+                    max_parallel: config.max_parallel_limit,
                 },
                 &config.argo_workflows_service_url,
                 &config.argo_namespace,
@@ -155,6 +156,7 @@ pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Cor
                     time_limit: Duration::from_secs(
                         u64::from(config.slurm_time_limit_minutes) * 60,
                     ),
+                    max_parallel: config.max_parallel_limit,
                 },
                 tessera_slurm::Slurm::new(tessera_slurm::Settings {
                     conf: (!config.slurm_conf.is_empty()).then(|| config.slurm_conf.clone().into()),

@@ -382,7 +382,7 @@ async fn a_temporary_recipe_runs_and_its_zip_downloads() {
     };
     assert_eq!(status, 200);
     assert!(
-        logs.contains("step-2 (run-cmd-2)") && logs.contains("publish-data"),
+        logs.contains("step-1 (run-cmd-1)") && logs.contains("publish-data"),
         "{logs}"
     );
 
@@ -507,23 +507,22 @@ async fn the_service_refuses_to_start_without_its_secrets() {
 }
 
 #[tokio::test]
-async fn parallel_recipes_are_refused_rather_than_run_whole() {
+async fn visualization_recipes_end_in_error_on_the_local_executor() {
     let app = spawn(|_, _| {}).await;
-    let input = common::input_server("seals.csv", "a,b\n").await;
-    let parallel = meta("Split", &input, "temporary").replace(
-        "  sh_file: recipe.sh\n",
-        "  sh_file: recipe.sh\n  parallel:\n    enabled: true\n    partition_size: 1\n",
+    let viz = meta("Tiles", "https://example.org/a.gpkg", "temporary").replace(
+        "  type: shell\n  sh_file: recipe.sh\n",
+        "  type: visualization\n",
     );
-    app.recipe("split", &parallel, "cp $INPUT_FILE $OUTPUT_FILE\n");
+    app.recipe("tiles", &viz, "");
     let admin = app.admin().await;
-    let (status, body) = app.submit(&admin, "split").await;
+    let (status, body) = app.submit(&admin, "tiles").await;
     assert_eq!(status, 200, "{body}");
     let name = body["recipe_workflow_name"].as_str().unwrap().to_owned();
     assert_eq!(app.wait(&admin, &name).await, "Error");
     let (_, runs) = app.get("/runs", &admin).await;
     assert_eq!(
         runs[0]["message"],
-        "the local executor does not run parallel (partitioned) recipes yet"
+        "the local executor runs shell workflows only"
     );
     app.running.stop().await.unwrap();
 }

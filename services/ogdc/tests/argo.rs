@@ -198,6 +198,7 @@ async fn a_pvc_recipe_is_checked_then_submitted_as_section_b4_says() {
             image_tag: "latest".into(),
             environment: "local".into(),
             pvc_name: "cephfs-qgnet-ogdc-workflow-pvc".into(),
+            max_parallel: 5,
         };
         assert_eq!(doc, &settings.shell_workflow(&recipe));
         assert_eq!(sim.bodies[0], settings.check_published_workflow(&recipe));
@@ -251,6 +252,52 @@ async fn published_data_fail_the_run_and_temporary_outputs_are_presigned() {
             .iter()
             .all(|(_, p, _)| !p.contains("tmp-check-published")),
         "no check for temporary output"
+    );
+    app.running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parallel_recipe_is_submitted_as_a_dag_and_its_zip_is_found() {
+    let (url, sim) = simulator(false).await;
+    let app = argo_app(url).await;
+    let urls: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|c| format!("https://example.org/{c}.txt"))
+        .collect();
+    app.recipe(
+        "par",
+        &common::parallel_meta("Par", &urls, 2, 9, "temporary"),
+        "tr a-z A-Z < \"$INPUT_FILE\" > \"$OUTPUT_FILE\"\n",
+    );
+    let admin = app.admin().await;
+    let (status, body) = app.submit(&admin, "par").await;
+    assert_eq!(status, 200, "{body}");
+    let name = body["recipe_workflow_name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("par-shell-"), "{name}");
+    assert_eq!(app.wait(&admin, &name).await, "Succeeded");
+    {
+        let sim = sim.lock().unwrap();
+        // Temporary output: no publication check, the DAG is the only workflow.
+        assert_eq!(sim.bodies.len(), 1);
+        let spec = &sim.bodies[0]["workflow"]["spec"];
+        assert_eq!(spec["parallelism"], 5, "OGDC_MAX_PARALLEL_LIMIT bounds it");
+        let tasks = spec["templates"][0]["dag"]["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 3, "{tasks:?}");
+        assert_eq!(
+            tasks[1]["withParam"],
+            r#"[{"partition_id":0},{"partition_id":1}]"#
+        );
+    }
+    // The zip is not in our object store (the simulator runs nothing): 404 naming the key
+    // the workflow's `published_zip` artifact gave.
+    let (status, body) = app.get(&format!("/output/{name}"), &admin).await;
+    assert_eq!(status, 404);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/par.zip does not exist"),
+        "{body}"
     );
     app.running.stop().await.unwrap();
 }

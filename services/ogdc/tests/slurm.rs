@@ -1,7 +1,8 @@
 //! The Slurm engine on the real single-node Slurm of `scripts/test-infra up slurm`: a
 //! recipe that downloads an input, runs two commands and publishes a zip reaches
 //! `Succeeded`; a failing command ends `Failed`; a cancel reaches Slurm; a run goes on
-//! across a restart of the service (the handle and the work directory hold its state).
+//! across a restart of the service (the handle and the work directory hold its state); a
+//! parallel recipe runs as a job array, one task per partition.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -107,7 +108,7 @@ async fn recipes_run_as_slurm_jobs_and_survive_a_restart() {
     let logs = app.logs(&admin, &seals).await;
     assert!(
         logs.contains("fetch: ")
-            && logs.contains("step-2 (run-cmd-2)")
+            && logs.contains("step-1 (run-cmd-1)")
             && logs.contains("publish-data"),
         "{logs}"
     );
@@ -167,5 +168,72 @@ async fn recipes_run_as_slurm_jobs_and_survive_a_restart() {
     assert_eq!(names, ["copy.csv"]);
     let (status, body) = app.get(&format!("/status/{seals}"), &admin).await;
     assert_eq!((status, &body["status"]), (200, &json!("Succeeded")));
+    app.running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_recipes_run_as_job_arrays_one_task_per_partition() {
+    let Some(conf) = infra::server(infra::SLURM_CONF) else {
+        return;
+    };
+    let dir = app_dir();
+    let mut config = slurm_config(dir.path(), &conf);
+    config.max_parallel_limit = 2;
+    let app = start(dir, config, Overrides::default()).await;
+    let admin = app.admin().await;
+    let urls = common::letter_inputs(5).await;
+    app.recipe(
+        "upper",
+        &common::parallel_meta("Upper", &urls, 2, 4, "temporary"),
+        "tr a-z A-Z < \"$INPUT_FILE\" > \"$OUTPUT_FILE\"\n\
+         cp \"$INPUT_FILE\" \"$OUTPUT_FILE\" && ls /input_dir | tr '\\n' ' ' > \"$OUTPUT_FILE.seen\"\n",
+    );
+    app.recipe(
+        "picky",
+        &common::parallel_meta("Picky", &urls, 2, 4, "temporary"),
+        "test \"$(cat \"$INPUT_FILE\")\" != c && cp \"$INPUT_FILE\" \"$OUTPUT_FILE\"\n",
+    );
+
+    let upper = submitted(&app, &admin, "upper").await;
+    assert_eq!(app.wait(&admin, &upper).await, "Succeeded");
+    let files = app.zip_files(&admin, &upper).await;
+    assert_eq!(files.len(), 10, "{files:?}");
+    assert_eq!(files["c.txt"], "C\n");
+    assert_eq!(files["b.txt.seen"], "a.txt b.txt ");
+    assert_eq!(files["e.txt.seen"], "e.txt ");
+    let logs = app.logs(&admin, &upper).await;
+    assert!(
+        logs.contains("3 partition(s), 2 at once")
+            && logs.contains("partition-1 step-1 (run-cmd-1)")
+            && logs.contains("file: e.txt")
+            && logs.contains("publish-data"),
+        "{logs}"
+    );
+    let work = app.dir.path().join("data/work").join(&upper);
+    let manifest =
+        std::fs::read_to_string(work.join("partition-manifests/inputs/partition-1.json")).unwrap();
+    assert_eq!(manifest, r#"["c.txt","d.txt"]"#);
+    assert!(
+        !work.join("partition-0").exists(),
+        "partitions removed once published"
+    );
+
+    let picky = submitted(&app, &admin, "picky").await;
+    assert_eq!(app.wait(&admin, &picky).await, "Failed");
+    let (_, runs) = app.get("/runs", &admin).await;
+    let failed = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["recipe_workflow_name"] == picky.as_str())
+        .unwrap()
+        .clone();
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("partition 1 exited with 1"),
+        "{failed}"
+    );
     app.running.stop().await.unwrap();
 }

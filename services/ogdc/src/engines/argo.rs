@@ -21,7 +21,12 @@ pub struct ArgoSettings {
     pub environment: String,
     /// The workflow volume's claim.
     pub pvc_name: String,
+    /// `OGDC_MAX_PARALLEL_LIMIT`: a parallel workflow's `parallelism`.
+    pub max_parallel: usize,
 }
+
+/// Where parallel runs keep their partitions on the workflow volume (`/mnt/workflow/`).
+pub const RUNS_DIR: &str = "/mnt/workflow/.ogdc-runs";
 
 /// The label that makes Argo archive a workflow.
 pub const ARCHIVE_LABEL: &str = "ogdc/persist-workflow-in-archive";
@@ -97,7 +102,7 @@ impl ArgoSettings {
         let mut steps = vec![json!([{ "name": fetch, "template": fetch }])];
         let mut previous = fetch.clone();
         for (i, command) in recipe.commands.iter().enumerate() {
-            let (step, template) = (format!("step-{}", i + 1), format!("run-cmd-{}", i + 1));
+            let (step, template) = (format!("step-{i}"), format!("run-cmd-{i}"));
             let mut t = json!({ "name": template, "container": self.container(format!("mkdir -p /output_dir/ && {command}")) });
             t["inputs"] = json!({ "artifacts": [{ "name": "input-dir", "path": "/input_dir/" }] });
             t["outputs"] =
@@ -138,6 +143,105 @@ impl ArgoSettings {
             "main",
             templates,
         )
+    }
+
+    /// The parallel shell workflow of `recipe` (POST body): a DAG with `parallelism`, the
+    /// inputs fetched per partition onto the workflow volume with each partition's
+    /// manifest, then each command fanned out over the partitions (`withParam`), once per
+    /// file with `$INPUT_FILE`/`$OUTPUT_FILE`, then `publish-data` merging the last
+    /// command's outputs; an exit handler removes the partitions' data, keeping the
+    /// manifests. Everything lives in `.ogdc-runs/<workflow name>/` on the volume, so a
+    /// failed run never looks published and two runs of one recipe do not meet.
+    pub fn parallel_workflow(&self, recipe: &Recipe) -> Value {
+        let id = &recipe.id;
+        let work = format!("{RUNS_DIR}/{{{{workflow.name}}}}");
+        let mount = json!([{ "name": "workflow-volume", "mountPath": "/mnt/workflow/" }]);
+        let urls = recipe.urls();
+        let chunks: Vec<&[&str]> = urls.chunks(recipe.partition_size()).collect();
+        let mut fetch = vec![format!("mkdir -p {work}/partition-manifests/inputs")];
+        for (n, chunk) in chunks.iter().enumerate() {
+            let inputs = format!("{work}/partition-{n}/inputs/");
+            fetch.push(format!("mkdir -p {inputs}"));
+            fetch.extend(
+                chunk
+                    .iter()
+                    .map(|url| format!("wget --content-disposition -P {inputs} {url}")),
+            );
+            let manifest = serde_json::to_string(chunk).unwrap_or_default();
+            fetch.push(format!(
+                "printf '%s' {} > {work}/partition-manifests/inputs/partition-{n}.json",
+                super::steps::quoted(&manifest)
+            ));
+        }
+        let fetch_name = format!("{id}-fetch-template-");
+        let mut fetch_template =
+            json!({ "name": fetch_name, "container": self.container(fetch.join(" && ")) });
+        fetch_template["container"]["volumeMounts"] = mount.clone();
+        let mut templates = vec![fetch_template];
+        let partitions: Vec<Value> = (0..chunks.len())
+            .map(|n| json!({ "partition_id": n }))
+            .collect();
+        let fan_out = Value::Array(partitions).to_string();
+        let mut tasks = vec![json!({ "name": "fetch", "template": fetch_name })];
+        let mut previous = "fetch".to_owned();
+        let part = format!("{work}/partition-{{{{inputs.parameters.partition-id}}}}");
+        let mut input = format!("{part}/inputs");
+        for (i, command) in recipe.commands.iter().enumerate() {
+            let name = format!("run-cmd-{i}");
+            let output = format!("{part}/run-cmd-{i}/output_dir");
+            let script = format!(
+                "mkdir -p {}\n{}",
+                super::steps::quoted(&output),
+                super::steps::per_file_script(command, &input, &output)
+            );
+            let mut t = json!({ "name": name, "container": self.container(script) });
+            t["inputs"] = json!({ "parameters": [{ "name": "partition-id" }] });
+            t["container"]["volumeMounts"] = mount.clone();
+            templates.push(t);
+            tasks.push(json!({
+                "name": name,
+                "template": name,
+                "dependencies": [previous],
+                "withParam": fan_out,
+                "arguments": { "parameters": [{ "name": "partition-id", "value": "{{item.partition_id}}" }] },
+            }));
+            previous = name;
+            input = output;
+        }
+        let last = recipe.commands.len().saturating_sub(1);
+        let results = format!("{work}/partition-*/run-cmd-{last}/output_dir/.");
+        let temporary = *recipe.output() == Output::Temporary;
+        let publish = if temporary {
+            let mut p = json!({ "name": "publish-data-", "container": self.container(format!("mkdir -p /tmp/collected/ /output_dir/ && cp -R {results} /tmp/collected/ && cd /tmp/collected/ && zip -r /output_dir/{id}.zip ./*")) });
+            p["outputs"] = json!({ "artifacts": [{ "name": "published_zip", "path": format!("/output_dir/{id}.zip"), "archive": { "none": {} } }] });
+            p["container"]["volumeMounts"] = mount.clone();
+            p
+        } else {
+            let mut p = json!({ "name": "publish-data-", "container": self.container(format!("mkdir -p /output_dir/ && cp -R {results} /output_dir/")) });
+            p["container"]["volumeMounts"] = json!([
+                { "name": "workflow-volume", "mountPath": "/mnt/workflow/" },
+                { "name": "workflow-volume", "mountPath": "/output_dir/", "subPath": id },
+            ]);
+            p
+        };
+        templates.push(publish);
+        tasks.push(json!({ "name": "publish-data", "template": "publish-data-", "dependencies": [previous] }));
+        let mut cleanup = json!({ "name": "cleanup", "container": self.container(format!("rm -rf {work}/partition-*")) });
+        cleanup["container"]["volumeMounts"] = mount;
+        templates.push(cleanup);
+        templates.insert(0, json!({ "name": "main", "dag": { "tasks": tasks } }));
+        let ttl = if temporary { 604_800 } else { 86_400 };
+        let mut doc = self.workflow(
+            &tessera_recipes::runs::workflow_prefix(id, "shell"),
+            true,
+            ttl,
+            "main",
+            templates,
+        );
+        let spec = &mut doc["workflow"]["spec"];
+        spec["parallelism"] = json!(recipe.max_parallelism(self.max_parallel));
+        spec["onExit"] = json!("cleanup");
+        doc
     }
 
     /// The removal of a recipe's published data (`overwrite`).
@@ -359,12 +463,17 @@ impl WorkflowEngine for ArgoEngine {
                 "visualization workflows are not implemented".into(),
             ));
         }
-        if recipe.is_parallel() {
+        if recipe.urls().len() != recipe.meta.input.params.len() {
             return Err(EngineError::Unsupported(
-                "parallel (partitioned) recipes are not run on Argo yet".into(),
+                "the Argo provider fetches url inputs only".into(),
             ));
         }
-        let name = self.submit(&self.settings.shell_workflow(recipe)).await?;
+        let doc = if recipe.is_parallel() {
+            self.settings.parallel_workflow(recipe)
+        } else {
+            self.settings.shell_workflow(recipe)
+        };
+        let name = self.submit(&doc).await?;
         Ok(format!("{name} {}", recipe.id))
     }
 
@@ -461,6 +570,7 @@ mod tests {
             image_tag: "latest".into(),
             environment: "prod".into(),
             pvc_name: "cephfs-qgnet-ogdc-workflow-pvc".into(),
+            max_parallel: 5,
         }
     }
 
@@ -490,8 +600,8 @@ mod tests {
             [
                 "main",
                 "seal-tags-fetch-template-",
+                "run-cmd-0",
                 "run-cmd-1",
-                "run-cmd-2",
                 "publish-data-"
             ]
         );
@@ -505,8 +615,8 @@ mod tests {
             steps,
             [
                 "seal-tags-fetch-template-",
+                "step-0",
                 "step-1",
-                "step-2",
                 "publish-data"
             ]
         );
@@ -523,7 +633,7 @@ mod tests {
         );
         assert_eq!(
             spec["templates"][0]["steps"][2][0]["arguments"]["artifacts"][0]["from"],
-            "{{steps.step-1.outputs.artifacts.output-dir}}"
+            "{{steps.step-0.outputs.artifacts.output-dir}}"
         );
         assert_eq!(
             spec["templates"][4]["outputs"]["artifacts"][0],
@@ -545,6 +655,128 @@ mod tests {
             spec["volumes"][0]["persistentVolumeClaim"]["claimName"],
             "cephfs-qgnet-ogdc-workflow-pvc"
         );
+    }
+
+    fn parallel_recipe(output: &str) -> Recipe {
+        let meta = format!(
+            "name: Seal Tags\nworkflow:\n  type: shell\n  parallel:\n    enabled: true\n    partition_size: 2\n    max_parallelism: 9\ninput:\n  params:\n    - type: url\n      value: https://x.org/a.txt\n    - type: url\n      value: https://x.org/b.txt\n    - type: url\n      value: https://x.org/c.txt\noutput:\n  type: {output}\n"
+        );
+        Recipe::parse(&meta, |_| {
+            Ok(Some(
+                "tr a-z A-Z < \"$INPUT_FILE\" > \"$OUTPUT_FILE\"\ncp \"$INPUT_FILE\" /output_dir/ && ls /input_dir > \"$OUTPUT_FILE.seen\" # note\n".into(),
+            ))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_parallel_recipe_is_a_dag_fanned_out_over_its_partitions() {
+        let doc = settings().parallel_workflow(&parallel_recipe("pvc"));
+        let wf = &doc["workflow"];
+        assert_eq!(wf["metadata"]["generateName"], "seal-tags-shell-");
+        assert_eq!(wf["metadata"]["labels"][ARCHIVE_LABEL], "true");
+        let spec = &wf["spec"];
+        assert_eq!(spec["parallelism"], 5, "max_parallelism under the limit");
+        assert_eq!(spec["entrypoint"], "main");
+        assert_eq!(spec["onExit"], "cleanup");
+        let tasks = spec["templates"][0]["dag"]["tasks"].as_array().unwrap();
+        let names: Vec<(&str, &str)> = tasks
+            .iter()
+            .map(|t| (t["name"].as_str().unwrap(), t["template"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("fetch", "seal-tags-fetch-template-"),
+                ("run-cmd-0", "run-cmd-0"),
+                ("run-cmd-1", "run-cmd-1"),
+                ("publish-data", "publish-data-")
+            ]
+        );
+        assert_eq!(tasks[1]["dependencies"], json!(["fetch"]));
+        assert_eq!(tasks[2]["dependencies"], json!(["run-cmd-0"]));
+        assert_eq!(tasks[3]["dependencies"], json!(["run-cmd-1"]));
+        assert_eq!(
+            tasks[1]["withParam"],
+            r#"[{"partition_id":0},{"partition_id":1}]"#
+        );
+        assert_eq!(
+            tasks[2]["arguments"]["parameters"][0],
+            json!({"name": "partition-id", "value": "{{item.partition_id}}"})
+        );
+        let fetch = spec["templates"][1]["container"]["args"][0]
+            .as_str()
+            .unwrap();
+        assert!(
+            fetch.contains(
+                "wget --content-disposition -P /mnt/workflow/.ogdc-runs/{{workflow.name}}/partition-1/inputs/ https://x.org/c.txt"
+            ),
+            "{fetch}"
+        );
+        assert!(
+            fetch.contains(
+                r#"printf '%s' '["https://x.org/a.txt","https://x.org/b.txt"]' > /mnt/workflow/.ogdc-runs/{{workflow.name}}/partition-manifests/inputs/partition-0.json"#
+            ),
+            "{fetch}"
+        );
+        assert_eq!(
+            spec["templates"][2]["inputs"]["parameters"][0]["name"],
+            "partition-id"
+        );
+        let publish = &spec["templates"][4]["container"];
+        assert_eq!(publish["volumeMounts"][1]["subPath"], "seal-tags");
+    }
+
+    /// Runs the DAG's containers' scripts here, in task order and per partition, with the
+    /// workflow volume in a temporary directory and the inputs as the fetch would leave
+    /// them: the partitions' files are processed one by one and merged at publication.
+    #[test]
+    fn the_parallel_workflow_scripts_process_each_file_of_each_partition() {
+        let volume = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let doc = settings().parallel_workflow(&parallel_recipe("pvc"));
+        let spec = &doc["workflow"]["spec"];
+        let work = volume.path().join(".ogdc-runs/run-1");
+        for (n, file) in [(0, "a.txt"), (0, "b.txt"), (1, "c.txt")] {
+            let inputs = work.join(format!("partition-{n}/inputs"));
+            std::fs::create_dir_all(&inputs).unwrap();
+            std::fs::write(inputs.join(file), file.replace(".txt", "\n")).unwrap();
+        }
+        let run = |template: &Value, partition: Option<u32>| {
+            let mut script = template["container"]["args"][0]
+                .as_str()
+                .unwrap()
+                .replace("/mnt/workflow/", &format!("{}/", volume.path().display()))
+                .replace("{{workflow.name}}", "run-1");
+            match partition {
+                Some(n) => {
+                    script = script.replace("{{inputs.parameters.partition-id}}", &n.to_string());
+                }
+                None => {
+                    script =
+                        script.replace(" /output_dir/", &format!(" {}/", out.path().display()));
+                }
+            }
+            let done = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .output()
+                .unwrap();
+            assert!(done.status.success(), "{script}: {done:?}");
+        };
+        let templates = spec["templates"].as_array().unwrap();
+        for template in &templates[2..4] {
+            for n in 0..2 {
+                run(template, Some(n));
+            }
+        }
+        run(&templates[4], None);
+        let read = |name: &str| std::fs::read_to_string(out.path().join(name)).unwrap();
+        assert_eq!(read("a.txt"), "A\n");
+        assert_eq!(read("c.txt"), "C\n");
+        assert_eq!(read("b.txt.seen"), "a.txt\nb.txt\n");
+        assert_eq!(read("c.txt.seen"), "c.txt\n");
+        run(&templates[5], None);
+        assert!(!work.join("partition-0").exists());
     }
 
     #[test]

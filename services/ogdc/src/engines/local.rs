@@ -16,9 +16,11 @@ use tessera_recipes::engine::EngineError;
 use tessera_recipes::{EngineStatus, Phase, Recipe, RunOutput, WorkflowEngine};
 use tokio::sync::{Semaphore, watch};
 
+use futures::StreamExt;
+
 use super::steps::{
-    append, check_runnable, fetch_inputs, is_published, make_dir, publish, remove_published,
-    replace_dirs,
+    Step, append, check_runnable, collect_partitions, fetch_inputs, fetched_dir, is_published,
+    lay_out_partitions, make_dir, partition_steps, publish, remove_published, sequential_steps,
 };
 use crate::fetch::Fetcher;
 
@@ -136,15 +138,13 @@ impl LocalEngine {
         name: &str,
         recipe: &Recipe,
         work: &Path,
-        mut cancel: watch::Receiver<bool>,
+        cancel: watch::Receiver<bool>,
         log: &Path,
     ) -> Result<RunOutput, String> {
         self.make_dir(work).await?;
-        let fetched = work
-            .join(format!("{}-fetch-template", recipe.id))
-            .join("output_dir");
+        let fetched = fetched_dir(work, &recipe.id);
         self.make_dir(&fetched).await?;
-        fetch_inputs(
+        let files = fetch_inputs(
             &self.fetcher,
             recipe,
             &fetched,
@@ -153,34 +153,70 @@ impl LocalEngine {
             log,
         )
         .await?;
-        let mut input = fetched;
-        for (i, command) in recipe.commands.iter().enumerate() {
-            let step = work.join(format!("step-{}", i + 1));
-            let output = step.join("output_dir");
-            self.make_dir(&step).await?;
-            self.make_dir(&output).await?;
-            let script = replace_dirs(command, &input, &output);
+        let result = if recipe.is_parallel() {
+            let partitions =
+                lay_out_partitions(work, &files, recipe.partition_size(), self.settings.run_as)
+                    .await?;
+            let at_once = recipe.max_parallelism(self.settings.parallel);
             append(
                 log,
-                &format!("step-{} (run-cmd-{}): {command}\n", i + 1, i + 1),
+                &format!("{partitions} partition(s), {at_once} at once\n"),
             )
             .await;
-            self.command(&script, &step, &input, &output, &mut cancel, log)
-                .await
-                .map_err(|e| format!("step-{} (run-cmd-{}) {e}", i + 1, i + 1))?;
-            input = output;
-        }
+            let lanes = futures::stream::iter(0..partitions)
+                .map(|n| {
+                    let steps = partition_steps(work, recipe, n);
+                    let cancel = cancel.clone();
+                    async move { self.chain(&steps, cancel, log).await }
+                })
+                .buffer_unordered(at_once);
+            futures::pin_mut!(lanes);
+            // The first failure drops the other partitions (their commands are killed).
+            while let Some(outcome) = lanes.next().await {
+                outcome?;
+            }
+            collect_partitions(work, partitions, recipe.commands.len()).await?
+        } else {
+            let steps = sequential_steps(work, recipe);
+            self.chain(&steps, cancel.clone(), log).await?;
+            steps.last().map_or(fetched, |s| s.output.clone())
+        };
         append(log, "publish-data\n").await;
         publish(
             recipe.output(),
             &recipe.id,
             name,
-            &input,
+            &result,
             work,
             &self.settings.volume_root,
             self.objects.as_ref(),
         )
         .await
+    }
+
+    /// Runs `steps` in order, stopping at the first failure.
+    async fn chain(
+        &self,
+        steps: &[Step],
+        mut cancel: watch::Receiver<bool>,
+        log: &Path,
+    ) -> Result<(), String> {
+        for step in steps {
+            self.make_dir(&step.dir).await?;
+            self.make_dir(&step.output).await?;
+            append(log, &format!("{}: {}\n", step.label, step.command)).await;
+            self.command(
+                &step.script,
+                &step.dir,
+                &step.input,
+                &step.output,
+                &mut cancel,
+                log,
+            )
+            .await
+            .map_err(|e| format!("{} {e}", step.label))?;
+        }
+        Ok(())
     }
 
     async fn command(

@@ -24,11 +24,12 @@ use tessera_kit::objects::ObjectStore;
 use tessera_recipes::engine::EngineError;
 use tessera_recipes::recipe::Output;
 use tessera_recipes::{EngineStatus, Phase, Recipe, RunOutput, WorkflowEngine};
-use tessera_slurm::{BatchJob, JobState, Slurm};
+use tessera_slurm::{ArraySpec, BatchJob, JobState, Slurm};
 
 use super::steps::{
-    append, check_runnable, fetch_inputs, is_published, make_dir, publish, remove_published,
-    replace_dirs,
+    Step, append, check_runnable, collect_partitions, fetch_inputs, fetched_dir, is_published,
+    lay_out_partitions, make_dir, partition_dir, partition_steps, publish, quoted,
+    remove_published, sequential_steps,
 };
 use crate::fetch::Fetcher;
 
@@ -49,6 +50,8 @@ pub struct SlurmSettings {
     pub partition: Option<String>,
     /// The job's time limit.
     pub time_limit: Duration,
+    /// Array tasks at once for a parallel recipe (`OGDC_MAX_PARALLEL_LIMIT`).
+    pub max_parallel: usize,
 }
 
 /// What a run's handle holds (JSON).
@@ -64,6 +67,9 @@ struct Handle {
     output: Output,
     /// How many commands (the last one's directory is the result).
     steps: usize,
+    /// For a parallel recipe: its partitions, one task each of the array job `job`.
+    #[serde(default)]
+    partitions: usize,
 }
 
 /// The Slurm engine. Cheap to clone.
@@ -89,52 +95,89 @@ fn failed(e: impl std::fmt::Display) -> EngineError {
     EngineError::Failed(e.to_string())
 }
 
-/// `s` as one bash word.
-fn quoted(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 const FETCH_LOG: &str = "fetch.log";
 const JOB_LOG: &str = "job.log";
 const PUBLISH_LOG: &str = "publish.log";
 const EXIT_STATUS: &str = "exit-status";
 const PUBLISHED: &str = "published.json";
+/// A partition's script, in its directory.
+const PARTITION_SCRIPT: &str = "run.sh";
 
-fn fetched_dir(work: &Path, id: &str) -> PathBuf {
-    work.join(format!("{id}-fetch-template")).join("output_dir")
-}
-
-fn step_output(work: &Path, step: usize) -> PathBuf {
-    work.join(format!("step-{step}")).join("output_dir")
-}
-
-/// The batch script: each command in its step directory, in order, stopping at the first
-/// failure; the exit status goes to `exit-status` in the work directory.
-fn batch_script(work: &Path, recipe: &Recipe, timeout: Duration) -> String {
+/// A bash script running `steps` in order, each in its directory with a timeout, stopping
+/// at the first failure; its exit status goes to `exit_status`.
+/// `exit_status` is relative to `work` (a name of ours, no quoting needed).
+fn chain_script(
+    work: &Path,
+    title: &str,
+    steps: &[Step],
+    exit_status: &str,
+    timeout: Duration,
+) -> String {
     let mut script = format!(
-        "#!/bin/bash\n# ogdc run of recipe {id}\ncd {work}\ntrap 'echo $? > {EXIT_STATUS}' EXIT\n\
+        "#!/bin/bash\n# {title}\ncd {work}\ntrap 'echo $? > {status}' EXIT\n\
          set -e\nexport PATH=/usr/local/bin:/usr/bin:/bin HOME={work}\n",
-        id = recipe.id,
         work = quoted(&work.display().to_string()),
+        status = exit_status,
     );
-    let mut input = fetched_dir(work, &recipe.id);
-    for (i, command) in recipe.commands.iter().enumerate() {
-        let step = i + 1;
-        let output = step_output(work, step);
-        let (input_s, output_s) = (input.display().to_string(), output.display().to_string());
+    for step in steps {
+        let output = quoted(&step.output.display().to_string());
         script.push_str(&format!(
-            "mkdir -p {out}\necho {banner}\n(cd {dir} && INPUT_DIR={inp} OUTPUT_DIR={out} \
+            "mkdir -p {output}\necho {banner}\n(cd {dir} && INPUT_DIR={input} OUTPUT_DIR={output} \
              timeout {secs} /bin/sh -c {cmd})\n",
-            out = quoted(&output_s),
-            banner = quoted(&format!("step-{step} (run-cmd-{step}): {command}")),
-            dir = quoted(&work.join(format!("step-{step}")).display().to_string()),
-            inp = quoted(&input_s),
+            banner = quoted(&format!("{}: {}", step.label, step.command)),
+            dir = quoted(&step.dir.display().to_string()),
+            input = quoted(&step.input.display().to_string()),
             secs = timeout.as_secs().max(1),
-            cmd = quoted(&replace_dirs(command, &input, &output)),
+            cmd = quoted(&step.script),
         ));
-        input = output;
     }
     script
+}
+
+/// The batch script of a sequential run: each command in its step directory, in order;
+/// the exit status goes to `exit-status` in the work directory.
+fn batch_script(work: &Path, recipe: &Recipe, timeout: Duration) -> String {
+    chain_script(
+        work,
+        &format!("ogdc run of recipe {}", recipe.id),
+        &sequential_steps(work, recipe),
+        EXIT_STATUS,
+        timeout,
+    )
+}
+
+/// The script of partition `n` of a parallel run (task `n` of its array job); its exit
+/// status goes to `partition-<n>/exit-status`.
+fn partition_script(work: &Path, recipe: &Recipe, n: usize, timeout: Duration) -> String {
+    chain_script(
+        work,
+        &format!("ogdc run of recipe {}, partition {n}", recipe.id),
+        &partition_steps(work, recipe, n),
+        &format!("partition-{n}/{EXIT_STATUS}"),
+        timeout,
+    )
+}
+
+/// The array job's script: task `n` runs partition `n`'s script.
+fn array_script(work: &Path) -> String {
+    format!(
+        "#!/bin/bash\nexec /bin/bash {work}/\"partition-${{SLURM_ARRAY_TASK_ID}}/{PARTITION_SCRIPT}\"\n",
+        work = quoted(&work.display().to_string()),
+    )
+}
+
+/// The last step's directory of a sequential run (`step-<steps>` for runs started before
+/// steps were numbered from 0, as the original numbers them).
+async fn sequential_result(work: &Path, h: &Handle) -> PathBuf {
+    if h.steps == 0 {
+        return fetched_dir(work, &h.id);
+    }
+    let before = work.join(format!("step-{}", h.steps)).join("output_dir");
+    if tokio::fs::metadata(&before).await.is_ok() {
+        return before;
+    }
+    work.join(format!("step-{}", h.steps - 1))
+        .join("output_dir")
 }
 
 impl SlurmEngine {
@@ -164,12 +207,106 @@ impl SlurmEngine {
         serde_json::from_str(raw).map_err(|_| EngineError::Unknown(raw.to_owned()))
     }
 
-    /// The run's exit status as its job wrote it.
-    async fn exit_status(&self, h: &Handle) -> Option<i32> {
-        let text = tokio::fs::read_to_string(self.work(&h.name).join(EXIT_STATUS))
+    /// The exit status a job (`None`) or partition `n`'s task wrote.
+    async fn exit_status(&self, h: &Handle, partition: Option<usize>) -> Option<i32> {
+        let dir = match partition {
+            Some(n) => partition_dir(&self.work(&h.name), n),
+            None => self.work(&h.name),
+        };
+        let text = tokio::fs::read_to_string(dir.join(EXIT_STATUS))
             .await
             .ok()?;
         text.trim().parse().ok()
+    }
+
+    /// Every partition's exit status, `None` for those not ended.
+    async fn partition_exits(&self, h: &Handle) -> Vec<Option<i32>> {
+        let mut exits = Vec::with_capacity(h.partitions);
+        for n in 0..h.partitions {
+            exits.push(self.exit_status(h, Some(n)).await);
+        }
+        exits
+    }
+
+    /// The status of a parallel run's array job: failed as soon as one partition failed
+    /// (the others are cancelled), published once every partition succeeded.
+    async fn array_status(&self, h: &Handle) -> Result<EngineStatus, EngineError> {
+        let status = |phase, message: Option<String>| EngineStatus {
+            phase,
+            message,
+            output: None,
+        };
+        let mut exits = self.partition_exits(h).await;
+        if exits.iter().any(Option::is_none) {
+            let tasks = self.slurm.tasks(h.job).await.map_err(failed)?;
+            if let Some(live) = tasks
+                .iter()
+                .filter(|t| !t.state.is_terminal())
+                .min_by_key(|t| {
+                    !matches!(
+                        t.state,
+                        JobState::Running | JobState::Completing | JobState::Suspended
+                    )
+                })
+                && exits.iter().all(|e| e.is_none_or(|code| code == 0))
+            {
+                let running = matches!(
+                    live.state,
+                    JobState::Running | JobState::Completing | JobState::Suspended
+                );
+                return Ok(status(
+                    if running {
+                        Phase::Running
+                    } else {
+                        Phase::Pending
+                    },
+                    None,
+                ));
+            }
+            // Every task ended: read again what the last ones wrote meanwhile.
+            exits = self.partition_exits(h).await;
+            if let Some(n) = exits.iter().position(Option::is_none)
+                && exits.iter().all(|e| e.is_none_or(|code| code == 0))
+            {
+                let task = tasks.iter().find(|t| t.array_task_id == Some(n as u32));
+                return Ok(match task {
+                    Some(t) => status(
+                        Phase::Failed,
+                        Some(format!(
+                            "slurm job {} partition {n} ended {:?} ({}, exit code {})",
+                            h.job, t.state, t.reason, t.exit_code
+                        )),
+                    ),
+                    None => status(
+                        Phase::Error,
+                        Some(format!(
+                            "slurm job {} partition {n} ended without an exit status",
+                            h.job
+                        )),
+                    ),
+                });
+            }
+        }
+        if let Some((n, code)) = exits
+            .iter()
+            .enumerate()
+            .find_map(|(n, e)| e.filter(|code| *code != 0).map(|code| (n, code)))
+        {
+            match self.slurm.cancel(h.job).await {
+                Ok(()) | Err(tessera_slurm::Error::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(job = h.job, error = %e, "cancelling the other partitions")
+                }
+            }
+            return Ok(status(
+                Phase::Failed,
+                Some(format!(
+                    "slurm job {} partition {n} exited with {code}",
+                    h.job
+                )),
+            ));
+        }
+        Ok(self.finish(h).await)
     }
 
     /// The output once published.
@@ -194,24 +331,34 @@ impl SlurmEngine {
         let work = self.work(&h.name);
         let log = work.join(PUBLISH_LOG);
         append(&log, "publish-data\n").await;
-        let result = if h.steps == 0 {
-            fetched_dir(&work, &h.id)
+        let result = if h.partitions > 0 {
+            collect_partitions(&work, h.partitions, h.steps).await
         } else {
-            step_output(&work, h.steps)
+            Ok(sequential_result(&work, h).await)
         };
-        let published = publish(
-            &h.output,
-            &h.id,
-            &h.name,
-            &result,
-            &work,
-            &self.settings.volume_root,
-            self.objects.as_ref(),
-        )
-        .await;
-        let _ = tokio::fs::remove_dir_all(work.join(format!("{}-fetch-template", h.id))).await;
-        for step in 1..=h.steps {
-            let _ = tokio::fs::remove_dir_all(work.join(format!("step-{step}"))).await;
+        let published = match result {
+            Ok(result) => {
+                publish(
+                    &h.output,
+                    &h.id,
+                    &h.name,
+                    &result,
+                    &work,
+                    &self.settings.volume_root,
+                    self.objects.as_ref(),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        let mut scratch = vec![
+            work.join(format!("{}-fetch-template", h.id)),
+            work.join("collected"),
+        ];
+        scratch.extend((0..=h.steps).map(|step| work.join(format!("step-{step}"))));
+        scratch.extend((0..h.partitions).map(|n| partition_dir(&work, n)));
+        for dir in scratch {
+            let _ = tokio::fs::remove_dir_all(dir).await;
         }
         match published {
             Ok(output) => {
@@ -247,17 +394,13 @@ impl WorkflowEngine for SlurmEngine {
     async fn start(&self, name: &str, recipe: &Recipe) -> Result<String, EngineError> {
         check_runnable(recipe, "Slurm engine")?;
         let run_as = self.settings.run_as;
+        let timeout = self.settings.command_timeout;
         let work = self.work(name);
         let fetched = fetched_dir(&work, &recipe.id);
         make_dir(&work, run_as).await.map_err(failed)?;
         make_dir(&fetched, run_as).await.map_err(failed)?;
-        for step in 1..=recipe.commands.len() {
-            make_dir(&work.join(format!("step-{step}")), run_as)
-                .await
-                .map_err(failed)?;
-        }
         let log = work.join(FETCH_LOG);
-        fetch_inputs(
+        let files = fetch_inputs(
             &self.fetcher,
             recipe,
             &fetched,
@@ -267,11 +410,44 @@ impl WorkflowEngine for SlurmEngine {
         )
         .await
         .map_err(failed)?;
-        let script = batch_script(&work, recipe, self.settings.command_timeout);
-        let mut job = BatchJob::new(script, &work)
-            .name(name)
-            .output(work.join(JOB_LOG).display().to_string())
-            .time_limit(self.settings.time_limit);
+        let (mut job, partitions) = if recipe.is_parallel() {
+            let partitions = lay_out_partitions(&work, &files, recipe.partition_size(), run_as)
+                .await
+                .map_err(failed)?;
+            for n in 0..partitions {
+                for step in partition_steps(&work, recipe, n) {
+                    make_dir(&step.dir, run_as).await.map_err(failed)?;
+                }
+                let script = partition_script(&work, recipe, n, timeout);
+                tokio::fs::write(partition_dir(&work, n).join(PARTITION_SCRIPT), script)
+                    .await
+                    .map_err(failed)?;
+            }
+            let last = u32::try_from(partitions.saturating_sub(1)).map_err(failed)?;
+            // The service's limit (`OGDC_MAX_PARALLEL_LIMIT`) bounds the tasks at once.
+            let at_once = recipe.max_parallelism(self.settings.max_parallel);
+            let job = BatchJob::new(array_script(&work), &work)
+                .output(work.join("job-%a.log").display().to_string())
+                .array(ArraySpec {
+                    first: 0,
+                    last,
+                    max_parallel: u32::try_from(at_once).ok(),
+                });
+            append(
+                &log,
+                &format!("{partitions} partition(s), {at_once} at once\n"),
+            )
+            .await;
+            (job, partitions)
+        } else {
+            for step in sequential_steps(&work, recipe) {
+                make_dir(&step.dir, run_as).await.map_err(failed)?;
+            }
+            let job = BatchJob::new(batch_script(&work, recipe, timeout), &work)
+                .output(work.join(JOB_LOG).display().to_string());
+            (job, 0)
+        };
+        job = job.name(name).time_limit(self.settings.time_limit);
         if let Some(partition) = &self.settings.partition {
             job = job.partition(partition.clone());
         }
@@ -285,6 +461,7 @@ impl WorkflowEngine for SlurmEngine {
             id: recipe.id.clone(),
             output: recipe.output().clone(),
             steps: recipe.commands.len(),
+            partitions,
         };
         serde_json::to_string(&handle).map_err(failed)
     }
@@ -297,6 +474,9 @@ impl WorkflowEngine for SlurmEngine {
                 message: None,
                 output: Some(output),
             });
+        }
+        if h.partitions > 0 {
+            return self.array_status(&h).await;
         }
         let status = |phase, message: Option<String>| EngineStatus {
             phase,
@@ -320,7 +500,7 @@ impl WorkflowEngine for SlurmEngine {
                 ref other => status(Phase::Failed, ended(other, &r.reason, r.exit_code)),
             },
             // Slurm forgot the job (`MinJobAge` after its end): its exit status says.
-            None => match self.exit_status(&h).await {
+            None => match self.exit_status(&h, None).await {
                 Some(0) => self.finish(&h).await,
                 Some(code) => status(
                     Phase::Failed,
@@ -346,7 +526,10 @@ impl WorkflowEngine for SlurmEngine {
         let h = Self::handle(raw)?;
         let work = self.work(&h.name);
         let mut logs = String::new();
-        for file in [FETCH_LOG, JOB_LOG, PUBLISH_LOG] {
+        let mut files = vec![FETCH_LOG.to_owned(), JOB_LOG.to_owned()];
+        files.extend((0..h.partitions).map(|n| format!("job-{n}.log")));
+        files.push(PUBLISH_LOG.to_owned());
+        for file in files {
             match tokio::fs::read(work.join(file)).await {
                 Ok(bytes) => logs.push_str(&String::from_utf8_lossy(&bytes)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -377,14 +560,14 @@ mod tests {
         assert!(script.contains("cd '/w/run-1'\n"), "{script}");
         assert!(
             script.contains(
-                "(cd '/w/run-1/step-1' && INPUT_DIR='/w/run-1/seal-tags-fetch-template/output_dir' \
-                 OUTPUT_DIR='/w/run-1/step-1/output_dir' timeout 30 /bin/sh -c 'cp \
-                 /w/run-1/seal-tags-fetch-template/output_dir/a.csv /w/run-1/step-1/output_dir/')"
+                "(cd '/w/run-1/step-0' && INPUT_DIR='/w/run-1/seal-tags-fetch-template/output_dir' \
+                 OUTPUT_DIR='/w/run-1/step-0/output_dir' timeout 30 /bin/sh -c 'cp \
+                 /w/run-1/seal-tags-fetch-template/output_dir/a.csv /w/run-1/step-0/output_dir/')"
             ),
             "{script}"
         );
         assert!(
-            script.contains("> /w/run-1/step-2/output_dir/b'"),
+            script.contains("> /w/run-1/step-1/output_dir/b'"),
             "{script}"
         );
         let checked = std::process::Command::new("bash")

@@ -3,8 +3,16 @@
 //! inputs fetched into the fetch step's `output_dir`, the containers' `/input_dir` and
 //! `/output_dir` rewritten to a step's directories, and publishing the last step's
 //! directory to the volume (`pvc`) or as a zip into object storage (`temporary`).
+//!
+//! A parallel recipe (`workflow.parallel.enabled`) runs as the original's partitions: the
+//! fetched files, in input order, are split into partitions of `partition_size` files
+//! (each partition's list kept as `partition-manifests/inputs/partition-<n>.json`); every
+//! partition runs the commands in order, each command once per file with `$INPUT_FILE`
+//! and `$OUTPUT_FILE` set (the first reads the partition's inputs, the next ones the
+//! previous command's output in that partition); what the last command wrote in every
+//! partition is merged and published.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -16,8 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::fetch::Fetcher;
 
 /// Refuses what an engine running shell steps outside containers cannot run: a
-/// visualization workflow, inputs other than URLs, parallel execution (whose commands work
-/// per file: running them once on the whole directory would give other results). `engine` names it in the message.
+/// visualization workflow, inputs other than URLs. `engine` names it in the message.
 pub(crate) fn check_runnable(recipe: &Recipe, engine: &str) -> Result<(), EngineError> {
     if !recipe.is_shell() {
         return Err(EngineError::Unsupported(format!(
@@ -29,12 +36,166 @@ pub(crate) fn check_runnable(recipe: &Recipe, engine: &str) -> Result<(), Engine
             "the {engine} fetches url inputs only"
         )));
     }
-    if recipe.is_parallel() {
-        return Err(EngineError::Unsupported(format!(
-            "the {engine} does not run parallel (partitioned) recipes yet"
-        )));
-    }
     Ok(())
+}
+
+/// One command of a run, as the engines outside containers run it: `script` (the command,
+/// or its per-file loop) in `dir`, reading `input` and writing `output`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Step {
+    /// `step-<i> (run-cmd-<i>)`, with the partition for a parallel run.
+    pub label: String,
+    /// The recipe's command.
+    pub command: String,
+    pub dir: PathBuf,
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub script: String,
+}
+
+/// Where a sequential run's inputs are fetched (the fetch step's `output_dir`).
+pub(crate) fn fetched_dir(work: &Path, id: &str) -> PathBuf {
+    work.join(format!("{id}-fetch-template")).join("output_dir")
+}
+
+/// The steps of a sequential run in `work`: command `i` in `step-<i>/`, reading the
+/// previous step's `output_dir` (the fetched inputs for the first).
+pub(crate) fn sequential_steps(work: &Path, recipe: &Recipe) -> Vec<Step> {
+    let mut input = fetched_dir(work, &recipe.id);
+    let mut steps = Vec::with_capacity(recipe.commands.len());
+    for (i, command) in recipe.commands.iter().enumerate() {
+        let dir = work.join(format!("step-{i}"));
+        let output = dir.join("output_dir");
+        steps.push(Step {
+            label: format!("step-{i} (run-cmd-{i})"),
+            command: command.clone(),
+            script: replace_dirs(command, &input, &output),
+            input: std::mem::replace(&mut input, output.clone()),
+            output,
+            dir,
+        });
+    }
+    steps
+}
+
+/// The directory of partition `n` of a parallel run in `work`.
+pub(crate) fn partition_dir(work: &Path, n: usize) -> PathBuf {
+    work.join(format!("partition-{n}"))
+}
+
+/// The steps of partition `n`: command `i` in `partition-<n>/run-cmd-<i>/`, once per file
+/// of the partition's `inputs/` (first command) or of the previous command's `output_dir`.
+pub(crate) fn partition_steps(work: &Path, recipe: &Recipe, n: usize) -> Vec<Step> {
+    let part = partition_dir(work, n);
+    let mut input = part.join("inputs");
+    let mut steps = Vec::with_capacity(recipe.commands.len());
+    for (i, command) in recipe.commands.iter().enumerate() {
+        let dir = part.join(format!("run-cmd-{i}"));
+        let output = dir.join("output_dir");
+        steps.push(Step {
+            label: format!("partition-{n} step-{i} (run-cmd-{i})"),
+            command: command.clone(),
+            script: per_file_script(
+                command,
+                &input.display().to_string(),
+                &output.display().to_string(),
+            ),
+            input: std::mem::replace(&mut input, output.clone()),
+            output,
+            dir,
+        });
+    }
+    steps
+}
+
+/// `s` as one shell word.
+pub(crate) fn quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The original's per-file loop (POSIX sh): `command` once per regular file of `input`
+/// (not recursing, dot files skipped), with `INPUT_FILE` and `OUTPUT_FILE` (same name in
+/// `output`) exported and the containers' `/input_dir` and `/output_dir` rewritten to
+/// `input` and `output`. The command runs in a subshell on lines of its own, so a `cd`,
+/// an `exit` or a trailing comment stays within one file; the first failure ends the loop.
+pub(crate) fn per_file_script(command: &str, input: &str, output: &str) -> String {
+    let command = replace_dirs(command, Path::new(input), Path::new(output));
+    format!(
+        "set -eu\nfor INPUT_FILE in {input_q}/*; do\n\
+         [ -f \"$INPUT_FILE\" ] || continue\n\
+         OUTPUT_FILE={output_q}/\"${{INPUT_FILE##*/}}\"\n\
+         export INPUT_FILE OUTPUT_FILE\n\
+         echo \"file: ${{INPUT_FILE##*/}}\"\n\
+         (\n{command}\n)\ndone\n",
+        input_q = quoted(input),
+        output_q = quoted(output),
+    )
+}
+
+/// Splits `files` (in input order, duplicates dropped) into partitions of `size`: moves
+/// each partition's files into its `inputs/` and writes its manifest (the file names,
+/// JSON) to `partition-manifests/inputs/partition-<n>.json`, everything owned by `run_as`
+/// when set. Returns how many partitions there are.
+pub(crate) async fn lay_out_partitions(
+    work: &Path,
+    files: &[PathBuf],
+    size: usize,
+    run_as: Option<(u32, u32)>,
+) -> Result<usize, String> {
+    let mut seen = std::collections::HashSet::new();
+    let files: Vec<&PathBuf> = files.iter().filter(|f| seen.insert(*f)).collect();
+    let manifests = work.join("partition-manifests").join("inputs");
+    make_dir(&manifests, run_as).await?;
+    let chunks: Vec<_> = files.chunks(size.max(1)).collect();
+    for (n, chunk) in chunks.iter().enumerate() {
+        // The partition's directory too is the run's account's: its commands write there.
+        make_dir(&partition_dir(work, n), run_as).await?;
+        let inputs = partition_dir(work, n).join("inputs");
+        make_dir(&inputs, run_as).await?;
+        let mut names = Vec::with_capacity(chunk.len());
+        for file in *chunk {
+            let name = file
+                .file_name()
+                .ok_or_else(|| format!("input {} has no file name", file.display()))?;
+            tokio::fs::rename(file, inputs.join(name))
+                .await
+                .map_err(|e| format!("partitioning the inputs: {e}"))?;
+            names.push(name.to_string_lossy().into_owned());
+        }
+        let manifest = manifests.join(format!("partition-{n}.json"));
+        let json = serde_json::to_vec(&names).map_err(|e| e.to_string())?;
+        tokio::fs::write(&manifest, json)
+            .await
+            .map_err(|e| format!("writing a partition manifest: {e}"))?;
+    }
+    Ok(chunks.len())
+}
+
+/// Merges what the last of `commands` commands wrote in each of `partitions` partitions
+/// into `<work>/collected/output_dir` (later partitions win on equal names); returns it.
+pub(crate) async fn collect_partitions(
+    work: &Path,
+    partitions: usize,
+    commands: usize,
+) -> Result<PathBuf, String> {
+    let collected = work.join("collected").join("output_dir");
+    tokio::fs::create_dir_all(&collected)
+        .await
+        .map_err(|e| format!("collecting the partitions: {e}"))?;
+    let last = commands.saturating_sub(1);
+    for n in 0..partitions {
+        let result = if commands == 0 {
+            partition_dir(work, n).join("inputs")
+        } else {
+            partition_dir(work, n)
+                .join(format!("run-cmd-{last}"))
+                .join("output_dir")
+        };
+        copy_dir(&result, &collected)
+            .await
+            .map_err(|e| format!("collecting partition {n}: {e}"))?;
+    }
+    Ok(collected)
 }
 
 /// Makes `dir` (and its parents), owned by `run_as` when set.
@@ -58,7 +219,8 @@ pub(crate) async fn fetch_inputs(
     max_bytes: u64,
     run_as: Option<(u32, u32)>,
     log: &Path,
-) -> Result<(), String> {
+) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
     for url in recipe.urls() {
         append(log, &format!("fetch: {url}\n")).await;
         let path = fetcher
@@ -68,8 +230,9 @@ pub(crate) async fn fetch_inputs(
         if let Some((uid, gid)) = run_as {
             let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
         }
+        files.push(path);
     }
-    Ok(())
+    Ok(files)
 }
 
 /// Where a `pvc` output of recipe `id` is published.

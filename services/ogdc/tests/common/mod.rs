@@ -224,3 +224,69 @@ pub fn meta(name: &str, url: &str, output: &str) -> String {
         "name: {name}\nworkflow:\n  type: shell\n  sh_file: recipe.sh\ninput:\n  params:\n    - type: url\n      value: {url}\noutput:\n  type: {output}\n"
     )
 }
+
+/// `meta.yml` of a parallel shell recipe over `urls`, `partition_size` files per
+/// partition, `max_parallelism` at once.
+pub fn parallel_meta(
+    name: &str,
+    urls: &[String],
+    partition_size: u32,
+    max_parallelism: u32,
+    output: &str,
+) -> String {
+    let params: String = urls
+        .iter()
+        .map(|url| format!("    - type: url\n      value: {url}\n"))
+        .collect();
+    format!(
+        "name: {name}\nworkflow:\n  type: shell\n  sh_file: recipe.sh\n  parallel:\n    enabled: true\n    partition_strategy: files\n    partition_size: {partition_size}\n    max_parallelism: {max_parallelism}\ninput:\n  params:\n{params}output:\n  type: {output}\n"
+    )
+}
+
+/// A local HTTP server with files `a.txt`, `b.txt`, … (`n` of them, each holding its
+/// letter and a newline); their URLs.
+pub async fn letter_inputs(n: u8) -> Vec<String> {
+    let letters: Vec<char> = (b'a'..b'a' + n).map(char::from).collect();
+    let base = http_server(
+        letters
+            .iter()
+            .map(|c| (format!("/{c}.txt"), String::new(), format!("{c}\n")))
+            .collect(),
+    )
+    .await;
+    letters.iter().map(|c| format!("{base}/{c}.txt")).collect()
+}
+
+impl App {
+    /// Every file of run `name`'s zip (downloaded through `/output`), by name.
+    pub async fn zip_files(
+        &self,
+        token: &str,
+        name: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        use std::io::Read;
+        let (status, body) = self.get(&format!("/output/{name}"), token).await;
+        assert_eq!(status, 200, "{body}");
+        let bytes = self
+            .client
+            .get(body["data_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+        let mut files = std::collections::BTreeMap::new();
+        for i in 0..archive.len() {
+            let mut file = archive.by_index(i).unwrap();
+            if file.is_dir() {
+                continue;
+            }
+            let mut text = String::new();
+            file.read_to_string(&mut text).unwrap();
+            files.insert(file.name().unwrap().into_owned(), text);
+        }
+        files
+    }
+}
