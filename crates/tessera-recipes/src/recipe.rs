@@ -113,6 +113,50 @@ pub enum InputParam {
     Url(UrlInput),
     /// Files of a DataONE dataset.
     Dataone(DataoneInput),
+    /// Files of a persistent volume claim, read in place (not mixable with the others).
+    #[serde(rename = "pvc_mount")]
+    PvcMount(PvcMountInput),
+}
+
+/// `type: pvc_mount`: the files under `path` of claim `claim_name` matching `glob` at any
+/// depth (Python's `rglob`), mounted read-only at `/mnt/data/<claim_name>` on Argo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PvcMountInput {
+    /// The claim (a DNS label); the workflow volume's or one the service allows.
+    pub claim_name: String,
+    /// A directory inside the claim.
+    pub path: String,
+    /// Which files, relative to `path`.
+    #[serde(default = "default_glob")]
+    pub glob: String,
+}
+
+fn default_glob() -> String {
+    "*".into()
+}
+
+impl PvcMountInput {
+    /// `path` without its leading and trailing `/` (`""` for the claim's root).
+    pub fn relative_path(&self) -> &str {
+        self.path.trim_matches('/')
+    }
+}
+
+/// A DNS label (RFC 1123): 1 to 63 of `a-z0-9-`, starting and ending alphanumeric.
+pub fn is_dns_label(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (1..=63).contains(&name.len())
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Whether `path` has a `..` segment (or a NUL).
+fn climbs(path: &str) -> bool {
+    path.contains('\0') || path.split('/').any(|seg| seg == "..")
 }
 
 /// `type: url`.
@@ -222,7 +266,38 @@ impl Meta {
                     )));
                 }
                 InputParam::Dataone(_) => {}
+                InputParam::PvcMount(pvc) => {
+                    if !is_dns_label(&pvc.claim_name) {
+                        return Err(Error::Invalid(format!(
+                            "input.params.{i}.claim_name: must be a DNS label (a-z, 0-9 and -, at most 63), got {:?}",
+                            pvc.claim_name
+                        )));
+                    }
+                    if climbs(&pvc.path) {
+                        return Err(Error::Invalid(format!(
+                            "input.params.{i}.path: must not contain '..', got {:?}",
+                            pvc.path
+                        )));
+                    }
+                    if pvc.glob.is_empty() || pvc.glob.starts_with('/') || climbs(&pvc.glob) {
+                        return Err(Error::Invalid(format!(
+                            "input.params.{i}.glob: must be a relative pattern without '..', got {:?}",
+                            pvc.glob
+                        )));
+                    }
+                }
             }
+        }
+        let pvcs = meta
+            .input
+            .params
+            .iter()
+            .filter(|p| matches!(p, InputParam::PvcMount(_)))
+            .count();
+        if pvcs > 0 && pvcs < meta.input.params.len() {
+            return Err(Error::Invalid(
+                "input.params: pvc_mount inputs cannot be mixed with url or dataone inputs".into(),
+            ));
         }
         let parallel = match &meta.workflow {
             Workflow::Shell(w) => &w.parallel,
@@ -354,7 +429,20 @@ impl Recipe {
             .iter()
             .filter_map(|p| match p {
                 InputParam::Url(u) => Some(u.value.as_str()),
-                InputParam::Dataone(_) => None,
+                InputParam::Dataone(_) | InputParam::PvcMount(_) => None,
+            })
+            .collect()
+    }
+
+    /// The `pvc_mount` inputs, in order.
+    pub fn pvc_inputs(&self) -> Vec<&PvcMountInput> {
+        self.meta
+            .input
+            .params
+            .iter()
+            .filter_map(|p| match p {
+                InputParam::PvcMount(p) => Some(p),
+                InputParam::Url(_) | InputParam::Dataone(_) => None,
             })
             .collect()
     }
@@ -367,7 +455,7 @@ impl Recipe {
             .iter()
             .filter_map(|p| match p {
                 InputParam::Dataone(d) => Some(d),
-                InputParam::Url(_) => None,
+                InputParam::Url(_) | InputParam::PvcMount(_) => None,
             })
             .collect()
     }
@@ -387,7 +475,9 @@ impl Recipe {
                         .into_iter()
                         .map(|value| InputParam::Url(UrlInput { value })),
                 ),
-                url @ InputParam::Url(_) => self.meta.input.params.push(url),
+                other @ (InputParam::Url(_) | InputParam::PvcMount(_)) => {
+                    self.meta.input.params.push(other);
+                }
             }
         }
     }
@@ -470,6 +560,22 @@ mod tests {
     }
 
     #[test]
+    fn pvc_mount_inputs_default_to_every_file() {
+        let meta = META.replace(
+            "type: url\n      value: https://example.org/a.csv",
+            "type: pvc_mount\n      claim_name: arctic-dem-pvc\n      path: /tiles/v3/",
+        );
+        let recipe = Recipe::parse(&meta, files("ls")).unwrap();
+        let pvcs = recipe.pvc_inputs();
+        assert_eq!(pvcs.len(), 1);
+        assert_eq!(pvcs[0].glob, "*");
+        assert_eq!(pvcs[0].relative_path(), "tiles/v3");
+        assert!(recipe.urls().is_empty());
+        assert!(is_dns_label("a") && is_dns_label("a-1") && !is_dns_label("-a"));
+        assert!(!is_dns_label(&"a".repeat(64)) && !is_dns_label("a."));
+    }
+
+    #[test]
     fn partitions_default_to_1000_files_and_parallelism_stays_under_the_limit() {
         let parallel = |extra: &str| {
             let meta = META.replace(
@@ -506,8 +612,24 @@ mod tests {
                 "unknown variant `s3`",
             ),
             (
-                META.replace("type: url", "type: pvc_mount"),
-                "unknown variant `pvc_mount`",
+                META.replace("type: url\n      value: https://example.org/a.csv", "type: pvc_mount\n      claim_name: Big_Claim\n      path: /x"),
+                "claim_name: must be a DNS label",
+            ),
+            (
+                META.replace("type: url\n      value: https://example.org/a.csv", "type: pvc_mount\n      claim_name: data\n      path: /x/../etc"),
+                "path: must not contain '..'",
+            ),
+            (
+                META.replace("type: url\n      value: https://example.org/a.csv", "type: pvc_mount\n      claim_name: data\n      path: /x\n      glob: /etc/*"),
+                "glob: must be a relative pattern",
+            ),
+            (
+                META.replace("type: url\n      value: https://example.org/a.csv", "type: pvc_mount\n      claim_name: data\n      path: /x\n      value: y"),
+                "unknown field `value`",
+            ),
+            (
+                META.replace("    - type: url\n", "    - type: pvc_mount\n      claim_name: data\n      path: /x\n    - type: url\n"),
+                "cannot be mixed",
             ),
             (
                 META.replace("https://example.org/a.csv", "file:///etc/passwd"),

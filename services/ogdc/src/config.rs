@@ -31,6 +31,29 @@ pub const UNPREFIXED: &[&str] = &[
     "oidc_client_secrets_file",
 ];
 
+/// One entry of `allowed_input_pvcs`: a claim's name, or Kubernetes' `{"claimName": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AllowedPvc {
+    /// `"name"`.
+    Name(String),
+    /// `{"claimName": "name"}`.
+    Claim {
+        /// The claim.
+        #[serde(rename = "claimName")]
+        claim_name: String,
+    },
+}
+
+impl AllowedPvc {
+    /// The claim's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Name(name) | Self::Claim { claim_name: name } => name,
+        }
+    }
+}
+
 /// Which workflow engine runs recipes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -184,8 +207,15 @@ pub struct OgdcConfig {
     pub argo_token: Secret,
     /// Milliseconds between polls of helper workflows (the original: 5 s).
     pub argo_poll_interval_ms: u64,
-    /// The workflow volume's claim (`pvc` outputs, the publication check).
+    /// The workflow volume's claim (`pvc` outputs, the publication check); `pvc_mount`
+    /// inputs may read it.
     pub workflow_pvc_name: String,
+    /// Other claims `pvc_mount` inputs may read: a JSON list of names or `{"claimName":
+    /// …}` objects (`OGDC_ALLOWED_INPUT_PVCS`, as the original).
+    pub allowed_input_pvcs: Vec<AllowedPvc>,
+    /// Where the local executor and Slurm find an input claim's files: `<pvc_root>/<claim>/`
+    /// (the workflow claim is the workflow volume); empty for `<data_dir>/pvcs`.
+    pub pvc_root: String,
     /// Argo namespace.
     pub argo_namespace: String,
     /// Service account of the workflows.
@@ -261,6 +291,8 @@ impl Default for OgdcConfig {
             argo_token: Secret::default(),
             argo_poll_interval_ms: 5000,
             workflow_pvc_name: "cephfs-qgnet-ogdc-workflow-pvc".into(),
+            allowed_input_pvcs: Vec::new(),
+            pvc_root: String::new(),
             argo_namespace: "qgnet".into(),
             argo_service_account_name: "argo-workflow".into(),
             runner_image_tag: "latest".into(),
@@ -372,6 +404,17 @@ impl OgdcConfig {
                 return Err(invalid("slurm_conf", "must name an existing file"));
             }
         }
+        if !self.pvc_root.is_empty() && !PathBuf::from(&self.pvc_root).is_absolute() {
+            return Err(invalid("pvc_root", "must be an absolute path"));
+        }
+        for claim in &self.allowed_input_pvcs {
+            if !tessera_recipes::recipe::is_dns_label(claim.name()) {
+                return Err(invalid(
+                    "allowed_input_pvcs",
+                    format!("{:?} is not a claim name (a DNS label)", claim.name()),
+                ));
+            }
+        }
         if !self.recipe_local_root.is_empty()
             && !PathBuf::from(&self.recipe_local_root).is_absolute()
         {
@@ -439,6 +482,25 @@ impl OgdcConfig {
     /// The workflow volume of the local executor (`pvc` outputs).
     pub fn volume_dir(&self) -> PathBuf {
         self.data_dir.join("volume")
+    }
+
+    /// The claims `pvc_mount` inputs may read, and where the local executor and Slurm find
+    /// them.
+    pub fn input_claims(&self) -> crate::engines::steps::Claims {
+        crate::engines::steps::Claims {
+            workflow_claim: self.workflow_pvc_name.clone(),
+            workflow_dir: self.volume_dir(),
+            allowed: self
+                .allowed_input_pvcs
+                .iter()
+                .map(|c| c.name().to_owned())
+                .collect(),
+            root: if self.pvc_root.is_empty() {
+                self.data_dir.join("pvcs")
+            } else {
+                PathBuf::from(&self.pvc_root)
+            },
+        }
     }
 
     /// The work directories of the local executor.

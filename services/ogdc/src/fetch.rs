@@ -242,6 +242,7 @@ pub struct Loader {
     fetcher: Fetcher,
     local_root: Option<PathBuf>,
     dataone: Option<DataoneNode>,
+    claims: Vec<String>,
 }
 
 impl Loader {
@@ -251,6 +252,29 @@ impl Loader {
             fetcher,
             local_root,
             dataone: None,
+            claims: Vec::new(),
+        }
+    }
+
+    /// Allows `pvc_mount` inputs of these claims (without any they are refused).
+    #[must_use]
+    pub fn with_claims(mut self, claims: Vec<String>) -> Self {
+        self.claims = claims;
+        self
+    }
+
+    /// Refuses `pvc_mount` inputs of claims not allowed.
+    fn check_claims(&self, recipe: &Recipe) -> Result<(), recipe::Error> {
+        match recipe
+            .pvc_inputs()
+            .into_iter()
+            .find(|p| !self.claims.contains(&p.claim_name))
+        {
+            Some(p) => Err(recipe::Error::Invalid(format!(
+                "pvc_mount claim {:?} is not allowed: only the workflow volume and OGDC_ALLOWED_INPUT_PVCS",
+                p.claim_name
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -355,6 +379,7 @@ impl RecipeLoader for Loader {
         } else {
             self.load_local(path).await?
         };
+        self.check_claims(&recipe)?;
         self.resolve_dataone(recipe).await
     }
 }

@@ -497,8 +497,21 @@ async fn the_service_refuses_to_start_without_its_secrets() {
         ("INTERNAL_S3_ENDPOINT_URL", "http://minio:9000"),
         ("OGDC_PORT", "9001"),
         ("OGDC_DATA_DIR", "/tmp/x"),
+        (
+            "OGDC_ALLOWED_INPUT_PVCS",
+            r#"["dem", {"claimName": "tiles-2"}]"#,
+        ),
     ]))
     .unwrap();
+    let claims: Vec<&str> = config.allowed_input_pvcs.iter().map(|c| c.name()).collect();
+    assert_eq!(claims, ["dem", "tiles-2"]);
+    let err = load_config_from::<ogdc::Core>(env(&[
+        ("OGDC_JWT_SECRET_KEY", "k"),
+        ("OGDC_ADMIN_PASSWORD", "p"),
+        ("OGDC_ALLOWED_INPUT_PVCS", r#"["../etc"]"#),
+    ]))
+    .unwrap_err();
+    assert!(err.to_string().contains("OGDC_ALLOWED_INPUT_PVCS"), "{err}");
     assert_eq!(config.argo_namespace, "other");
     assert_eq!(config.http.api_root_path, "/ogdc/api");
     assert_eq!(config.internal_s3_endpoint_url, "http://minio:9000");

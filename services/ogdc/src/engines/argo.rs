@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use tessera_recipes::engine::EngineError;
 use tessera_recipes::{EngineStatus, Output, Phase, Recipe, RunOutput, WorkflowEngine};
 
+use super::steps::quoted;
+
 /// What the documents depend on besides the recipe.
 #[derive(Debug, Clone)]
 pub struct ArgoSettings {
@@ -90,12 +92,21 @@ impl ArgoSettings {
     pub fn shell_workflow(&self, recipe: &Recipe) -> Value {
         let id = &recipe.id;
         let fetch = format!("{id}-fetch-template-");
-        let wgets: Vec<String> = recipe
-            .urls()
-            .iter()
-            .map(|url| format!("wget --content-disposition -P /output_dir/ {url}"))
-            .collect();
-        let mut fetch_template = json!({ "name": fetch, "container": self.container(format!("mkdir -p /output_dir/ && {}", wgets.join(" && "))) });
+        let (volumes, mounts) = self.input_mounts(recipe);
+        let script = if mounts.is_empty() {
+            let wgets: Vec<String> = recipe
+                .urls()
+                .iter()
+                .map(|url| format!("wget --content-disposition -P /output_dir/ {url}"))
+                .collect();
+            format!("mkdir -p /output_dir/ && {}", wgets.join(" && "))
+        } else {
+            stage_pvc_script(recipe)
+        };
+        let mut fetch_template = json!({ "name": fetch, "container": self.container(script) });
+        if !mounts.is_empty() {
+            fetch_template["container"]["volumeMounts"] = Value::Array(mounts);
+        }
         fetch_template["outputs"] =
             json!({ "artifacts": [{ "name": "output-dir", "path": "/output_dir/" }] });
         let mut templates = vec![fetch_template];
@@ -136,13 +147,42 @@ impl ArgoSettings {
         }]));
         templates.insert(0, json!({ "name": "main", "steps": steps }));
         let ttl = if temporary { 604_800 } else { 86_400 };
-        self.workflow(
+        let mut doc = self.workflow(
             &tessera_recipes::runs::workflow_prefix(id, "shell"),
             true,
             ttl,
             "main",
             templates,
-        )
+        );
+        add_volumes(&mut doc, volumes);
+        doc
+    }
+
+    /// The volumes and read-only mounts (`/mnt/data/<claim>`) of `recipe`'s `pvc_mount`
+    /// inputs; the workflow volume's own claim is mounted from `workflow-volume`.
+    fn input_mounts(&self, recipe: &Recipe) -> (Vec<Value>, Vec<Value>) {
+        let mut claims: Vec<&str> = recipe
+            .pvc_inputs()
+            .iter()
+            .map(|p| p.claim_name.as_str())
+            .collect();
+        claims.sort_unstable();
+        claims.dedup();
+        let (mut volumes, mut mounts) = (Vec::new(), Vec::new());
+        for (i, claim) in claims.into_iter().enumerate() {
+            let volume = if claim == self.pvc_name {
+                "workflow-volume".to_owned()
+            } else {
+                let name = format!("input-pvc-{i}");
+                volumes.push(json!({
+                    "name": name,
+                    "persistentVolumeClaim": { "claimName": claim, "readOnly": true },
+                }));
+                name
+            };
+            mounts.push(json!({ "name": volume, "mountPath": format!("/mnt/data/{claim}"), "readOnly": true }));
+        }
+        (volumes, mounts)
     }
 
     /// The parallel shell workflow of `recipe` (POST body): a DAG with `parallelism`, the
@@ -156,32 +196,48 @@ impl ArgoSettings {
         let id = &recipe.id;
         let work = format!("{RUNS_DIR}/{{{{workflow.name}}}}");
         let mount = json!([{ "name": "workflow-volume", "mountPath": "/mnt/workflow/" }]);
-        let urls = recipe.urls();
-        let chunks: Vec<&[&str]> = urls.chunks(recipe.partition_size()).collect();
-        let mut fetch = vec![format!("mkdir -p {work}/partition-manifests/inputs")];
-        for (n, chunk) in chunks.iter().enumerate() {
-            let inputs = format!("{work}/partition-{n}/inputs/");
-            fetch.push(format!("mkdir -p {inputs}"));
-            fetch.extend(
-                chunk
-                    .iter()
-                    .map(|url| format!("wget --content-disposition -P {inputs} {url}")),
-            );
-            let manifest = serde_json::to_string(chunk).unwrap_or_default();
-            fetch.push(format!(
-                "printf '%s' {} > {work}/partition-manifests/inputs/partition-{n}.json",
-                super::steps::quoted(&manifest)
-            ));
+        let (volumes, input_mounts) = self.input_mounts(recipe);
+        let mut cmd_mounts = mount.clone();
+        if let Some(all) = cmd_mounts.as_array_mut() {
+            all.extend(input_mounts.iter().cloned());
         }
-        let fetch_name = format!("{id}-fetch-template-");
-        let mut fetch_template =
-            json!({ "name": fetch_name, "container": self.container(fetch.join(" && ")) });
-        fetch_template["container"]["volumeMounts"] = mount.clone();
+        let (fetch_name, script, fan_out) = if input_mounts.is_empty() {
+            let urls = recipe.urls();
+            let chunks: Vec<&[&str]> = urls.chunks(recipe.partition_size()).collect();
+            let mut fetch = vec![format!("mkdir -p {work}/partition-manifests/inputs")];
+            for (n, chunk) in chunks.iter().enumerate() {
+                let inputs = format!("{work}/partition-{n}/inputs/");
+                fetch.push(format!("mkdir -p {inputs}"));
+                fetch.extend(
+                    chunk
+                        .iter()
+                        .map(|url| format!("wget --content-disposition -P {inputs} {url}")),
+                );
+                let manifest = serde_json::to_string(chunk).unwrap_or_default();
+                fetch.push(format!(
+                    "printf '%s' {} > {work}/partition-manifests/inputs/partition-{n}.json",
+                    quoted(&manifest)
+                ));
+            }
+            let partitions: Vec<Value> = (0..chunks.len())
+                .map(|n| json!({ "partition_id": n }))
+                .collect();
+            (
+                format!("{id}-fetch-template-"),
+                fetch.join(" && "),
+                Value::Array(partitions).to_string(),
+            )
+        } else {
+            // The claims' files are only known in the cluster: listed at run time.
+            (
+                "list-pvc-files".to_owned(),
+                list_pvc_script(recipe, &work),
+                "{{tasks.fetch.outputs.result}}".to_owned(),
+            )
+        };
+        let mut fetch_template = json!({ "name": fetch_name, "container": self.container(script) });
+        fetch_template["container"]["volumeMounts"] = cmd_mounts.clone();
         let mut templates = vec![fetch_template];
-        let partitions: Vec<Value> = (0..chunks.len())
-            .map(|n| json!({ "partition_id": n }))
-            .collect();
-        let fan_out = Value::Array(partitions).to_string();
         let mut tasks = vec![json!({ "name": "fetch", "template": fetch_name })];
         let mut previous = "fetch".to_owned();
         let part = format!("{work}/partition-{{{{inputs.parameters.partition-id}}}}");
@@ -196,7 +252,7 @@ impl ArgoSettings {
             );
             let mut t = json!({ "name": name, "container": self.container(script) });
             t["inputs"] = json!({ "parameters": [{ "name": "partition-id" }] });
-            t["container"]["volumeMounts"] = mount.clone();
+            t["container"]["volumeMounts"] = cmd_mounts.clone();
             templates.push(t);
             tasks.push(json!({
                 "name": name,
@@ -241,6 +297,7 @@ impl ArgoSettings {
         let spec = &mut doc["workflow"]["spec"];
         spec["parallelism"] = json!(recipe.max_parallelism(self.max_parallel));
         spec["onExit"] = json!("cleanup");
+        add_volumes(&mut doc, volumes);
         doc
     }
 
@@ -281,6 +338,103 @@ impl ArgoSettings {
             vec![t],
         )
     }
+}
+
+/// Adds `volumes` to the document's `spec.volumes`.
+fn add_volumes(doc: &mut Value, volumes: Vec<Value>) {
+    if let Some(all) = doc["workflow"]["spec"]["volumes"].as_array_mut() {
+        all.extend(volumes);
+    }
+}
+
+/// `find` arguments selecting the regular files under `dir` whose path ends in `glob`
+/// (Python's `rglob`; `*` in a `/`-pattern may cross directories, unlike `rglob`).
+fn find_files(dir: &str, glob: &str) -> String {
+    let test = if glob.contains('/') {
+        format!("-path {}", quoted(&format!("*/{glob}")))
+    } else {
+        format!("-name {}", quoted(glob))
+    };
+    format!("find {} -type f {test}", quoted(dir))
+}
+
+/// The checks of a `pvc_mount` input's directory and matches, as the original's staging
+/// words them (on standard error).
+fn pvc_checks(dir: &str, glob: &str) -> String {
+    let not_dir = quoted(&format!("PVC input path is not a directory: {dir}"));
+    let none = quoted(&format!(
+        "No files found for PVC input path={dir} glob={glob}"
+    ));
+    format!(
+        "test -d {d} || {{ echo {not_dir} >&2; exit 1; }}\n\
+         [ -n \"$({find} -print | head -n 1)\" ] || {{ echo {none} >&2; exit 1; }}\n",
+        d = quoted(dir),
+        find = find_files(dir, glob),
+    )
+}
+
+/// The sequential workflow's fetch step for `pvc_mount` inputs: their files copied into
+/// `/output_dir/` by base name (a second file of one name fails the step).
+fn stage_pvc_script(recipe: &Recipe) -> String {
+    let mut script = "set -eu\nmkdir -p /output_dir/\n".to_owned();
+    for pvc in recipe.pvc_inputs() {
+        let dir = super::steps::shown_path(pvc);
+        script.push_str(&pvc_checks(&dir, &pvc.glob));
+        script.push_str(&format!(
+            "{} -print | sort | while IFS= read -r f; do\n\
+             b=\"${{f##*/}}\"\n\
+             [ ! -e \"/output_dir/$b\" ] || {{ echo \"PVC input basename collision for $b\" >&2; exit 1; }}\n\
+             cp \"$f\" \"/output_dir/$b\"\n\
+             done\n",
+            find_files(&dir, &pvc.glob)
+        ));
+    }
+    script
+}
+
+/// The parallel workflow's `list-pvc-files` step: the `pvc_mount` inputs' files, in order,
+/// linked into partitions of `partition_size` (`<work>/partition-<n>/inputs/`, the links
+/// resolving where the commands mount the claims), each partition's list kept as
+/// `partition-manifests/pvc-inputs/partition-<n>.json`; prints `[{"partition_id":n},…]`
+/// (its `outputs.result`, the commands' `withParam`).
+fn list_pvc_script(recipe: &Recipe, work: &str) -> String {
+    let work_q = quoted(work);
+    let mut script = format!(
+        "set -eu\nW={work_q}\nM=\"$W/partition-manifests/pvc-inputs\"\nmkdir -p \"$M\"\n: > \"$W/files\"\n"
+    );
+    for pvc in recipe.pvc_inputs() {
+        let dir = super::steps::shown_path(pvc);
+        script.push_str(&pvc_checks(&dir, &pvc.glob));
+        script.push_str(&format!(
+            "{} -print | sort >> \"$W/files\"\n",
+            find_files(&dir, &pvc.glob)
+        ));
+    }
+    script.push_str(&format!(
+        "i=0\n: > \"$W/names\"\n\
+         while IFS= read -r f; do\n\
+         p=$((i / {size})); b=\"${{f##*/}}\"\n\
+         if grep -Fxq -- \"$b\" \"$W/names\"; then echo \"PVC input basename collision for $b\" >&2; exit 1; fi\n\
+         printf '%s\\n' \"$b\" >> \"$W/names\"\n\
+         mkdir -p \"$W/partition-$p/inputs\"\n\
+         ln -s \"$f\" \"$W/partition-$p/inputs/$b\"\n\
+         printf '%s\\n' \"$f\" >> \"$M/partition-$p.list\"\n\
+         i=$((i + 1))\n\
+         done < \"$W/files\"\n\
+         n=$(( (i + {size} - 1) / {size} ))\n\
+         k=0\n\
+         while [ $k -lt $n ]; do\n\
+         sed 's/\\\\/\\\\\\\\/g; s/\"/\\\\\"/g; s/.*/\"&\"/' \"$M/partition-$k.list\" | paste -sd, - | sed 's/.*/[&]/' > \"$M/partition-$k.json\"\n\
+         rm \"$M/partition-$k.list\"\n\
+         k=$((k + 1))\n\
+         done\n\
+         rm \"$W/files\" \"$W/names\"\n\
+         k=0; printf '['\n\
+         while [ $k -lt $n ]; do [ $k -eq 0 ] || printf ','; printf '{{\"partition_id\":%d}}' $k; k=$((k + 1)); done\n\
+         printf ']\\n'\n",
+        size = recipe.partition_size(),
+    ));
+    script
 }
 
 /// The provider.
@@ -463,9 +617,9 @@ impl WorkflowEngine for ArgoEngine {
                 "visualization workflows are not implemented".into(),
             ));
         }
-        if recipe.urls().len() != recipe.meta.input.params.len() {
+        if !recipe.dataone_inputs().is_empty() {
             return Err(EngineError::Unsupported(
-                "the Argo provider fetches url inputs only".into(),
+                "the Argo provider fetches url and pvc_mount inputs only".into(),
             ));
         }
         let doc = if recipe.is_parallel() {
@@ -777,6 +931,161 @@ mod tests {
         assert_eq!(read("c.txt.seen"), "c.txt\n");
         run(&templates[5], None);
         assert!(!work.join("partition-0").exists());
+    }
+
+    fn pvc_recipe(parallel: bool) -> Recipe {
+        let parallel = if parallel {
+            "  parallel:\n    enabled: true\n    partition_size: 2\n"
+        } else {
+            ""
+        };
+        let meta = format!(
+            "name: Dem\nworkflow:\n  type: shell\n{parallel}input:\n  params:\n    - type: pvc_mount\n      claim_name: arctic-dem\n      path: /tiles/v3/\n      glob: \"*.tif\"\n    - type: pvc_mount\n      claim_name: cephfs-qgnet-ogdc-workflow-pvc\n      path: extra\noutput:\n  type: pvc\n"
+        );
+        Recipe::parse(&meta, |_| {
+            Ok(Some(
+                "tr a-z A-Z < \"$INPUT_FILE\" > \"$OUTPUT_FILE\"\n".into(),
+            ))
+        })
+        .unwrap()
+    }
+
+    /// A claim root with `arctic-dem/tiles/v3/{a,b,deep/c}.tif` (and a `.txt`) and the
+    /// workflow claim's `extra/d "q".txt`.
+    fn claims() -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let tiles = root.path().join("arctic-dem/tiles/v3");
+        std::fs::create_dir_all(tiles.join("deep")).unwrap();
+        for (file, text) in [
+            ("a.tif", "a"),
+            ("b.tif", "b"),
+            ("deep/c.tif", "c"),
+            ("x.txt", "x"),
+        ] {
+            std::fs::write(tiles.join(file), text).unwrap();
+        }
+        let extra = root.path().join("cephfs-qgnet-ogdc-workflow-pvc/extra");
+        std::fs::create_dir_all(&extra).unwrap();
+        std::fs::write(extra.join("d \"q\".txt"), "d").unwrap();
+        root
+    }
+
+    fn sh(script: &str) -> std::process::Output {
+        std::process::Command::new("sh")
+            .args(["-c", script])
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn pvc_inputs_are_mounted_read_only_and_staged_by_the_fetch_step() {
+        let doc = settings().shell_workflow(&pvc_recipe(false));
+        let spec = &doc["workflow"]["spec"];
+        assert_eq!(
+            spec["volumes"][1],
+            json!({"name": "input-pvc-0", "persistentVolumeClaim": {"claimName": "arctic-dem", "readOnly": true}})
+        );
+        assert_eq!(spec["volumes"].as_array().unwrap().len(), 2);
+        let fetch = &spec["templates"][1]["container"];
+        assert_eq!(
+            fetch["volumeMounts"],
+            json!([
+                {"name": "input-pvc-0", "mountPath": "/mnt/data/arctic-dem", "readOnly": true},
+                {"name": "workflow-volume", "mountPath": "/mnt/data/cephfs-qgnet-ogdc-workflow-pvc", "readOnly": true},
+            ])
+        );
+        let root = claims();
+        let out = tempfile::tempdir().unwrap();
+        let script = fetch["args"][0]
+            .as_str()
+            .unwrap()
+            .replace("/mnt/data/", &format!("{}/", root.path().display()))
+            .replace("/output_dir/", &format!("{}/", out.path().display()));
+        let done = sh(&script);
+        assert!(done.status.success(), "{script}\n{done:?}");
+        let mut names: Vec<String> = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.tif", "b.tif", "c.tif", "d \"q\".txt"]);
+        // No match, a missing directory: the step fails with the original's words.
+        std::fs::remove_file(root.path().join("arctic-dem/tiles/v3/deep/c.tif")).unwrap();
+        std::fs::remove_file(root.path().join("arctic-dem/tiles/v3/a.tif")).unwrap();
+        std::fs::remove_file(root.path().join("arctic-dem/tiles/v3/b.tif")).unwrap();
+        let done = sh(&script);
+        assert!(
+            String::from_utf8_lossy(&done.stderr).contains("No files found for PVC input path="),
+            "{done:?}"
+        );
+    }
+
+    #[test]
+    fn parallel_pvc_inputs_are_listed_into_partitions_at_run_time() {
+        let doc = settings().parallel_workflow(&pvc_recipe(true));
+        let spec = &doc["workflow"]["spec"];
+        let tasks = spec["templates"][0]["dag"]["tasks"].as_array().unwrap();
+        assert_eq!(
+            tasks[0],
+            json!({"name": "fetch", "template": "list-pvc-files"})
+        );
+        assert_eq!(tasks[1]["withParam"], "{{tasks.fetch.outputs.result}}");
+        let root = claims();
+        let volume = tempfile::tempdir().unwrap();
+        let local = |script: &str| {
+            script
+                .replace("/mnt/data/", &format!("{}/", root.path().display()))
+                .replace("/mnt/workflow/", &format!("{}/", volume.path().display()))
+                .replace("{{workflow.name}}", "run-1")
+        };
+        let list = local(
+            spec["templates"][1]["container"]["args"][0]
+                .as_str()
+                .unwrap(),
+        );
+        let done = sh(&list);
+        assert!(done.status.success(), "{list}\n{done:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&done.stdout),
+            "[{\"partition_id\":0},{\"partition_id\":1}]\n"
+        );
+        let work = volume.path().join(".ogdc-runs/run-1");
+        let manifest: Vec<String> = serde_json::from_str(
+            &std::fs::read_to_string(work.join("partition-manifests/pvc-inputs/partition-1.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            manifest,
+            [
+                format!("{}/arctic-dem/tiles/v3/deep/c.tif", root.path().display()),
+                format!(
+                    "{}/cephfs-qgnet-ogdc-workflow-pvc/extra/d \"q\".txt",
+                    root.path().display()
+                ),
+            ]
+        );
+        for n in 0..2 {
+            let cmd = local(
+                spec["templates"][2]["container"]["args"][0]
+                    .as_str()
+                    .unwrap(),
+            )
+            .replace("{{inputs.parameters.partition-id}}", &n.to_string());
+            let done = sh(&cmd);
+            assert!(done.status.success(), "{cmd}\n{done:?}");
+        }
+        let upper = |n: usize, name: &str| {
+            std::fs::read_to_string(work.join(format!("partition-{n}/run-cmd-0/output_dir/{name}")))
+                .unwrap()
+        };
+        assert_eq!(upper(0, "b.tif"), "B");
+        assert_eq!(upper(1, "d \"q\".txt"), "D");
+        // The claims are read, never written: the links point at them, the outputs do not.
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("arctic-dem/tiles/v3/a.tif")).unwrap(),
+            "a"
+        );
     }
 
     #[test]

@@ -19,8 +19,9 @@ use tokio::sync::{Semaphore, watch};
 use futures::StreamExt;
 
 use super::steps::{
-    Step, append, check_runnable, collect_partitions, fetch_inputs, fetched_dir, is_published,
-    lay_out_partitions, make_dir, partition_steps, publish, remove_published, sequential_steps,
+    Claims, Sources, Step, append, check_runnable, collect_partitions, fetch_inputs, fetched_dir,
+    is_published, lay_out_partitions, make_dir, partition_steps, publish, remove_published,
+    sequential_steps,
 };
 use crate::fetch::Fetcher;
 
@@ -37,6 +38,8 @@ pub struct LocalSettings {
     pub command_timeout: Duration,
     /// Per input file.
     pub input_max_bytes: u64,
+    /// The claims `pvc_mount` inputs read.
+    pub claims: Claims,
     /// The account commands run as, when the service is root.
     pub run_as: Option<(u32, u32)>,
 }
@@ -144,15 +147,12 @@ impl LocalEngine {
         self.make_dir(work).await?;
         let fetched = fetched_dir(work, &recipe.id);
         self.make_dir(&fetched).await?;
-        let files = fetch_inputs(
-            &self.fetcher,
-            recipe,
-            &fetched,
-            self.settings.input_max_bytes,
-            self.settings.run_as,
-            log,
-        )
-        .await?;
+        let sources = Sources {
+            fetcher: &self.fetcher,
+            claims: &self.settings.claims,
+            max_bytes: self.settings.input_max_bytes,
+        };
+        let files = fetch_inputs(sources, recipe, &fetched, self.settings.run_as, log).await?;
         let result = if recipe.is_parallel() {
             let partitions =
                 lay_out_partitions(work, &files, recipe.partition_size(), self.settings.run_as)

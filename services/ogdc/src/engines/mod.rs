@@ -5,4 +5,4 @@
 pub mod argo;
 pub mod local;
 pub mod slurm;
-pub(crate) mod steps;
+pub mod steps;

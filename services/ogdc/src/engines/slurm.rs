@@ -27,8 +27,8 @@ use tessera_recipes::{EngineStatus, Phase, Recipe, RunOutput, WorkflowEngine};
 use tessera_slurm::{ArraySpec, BatchJob, JobState, Slurm};
 
 use super::steps::{
-    Step, append, check_runnable, collect_partitions, fetch_inputs, fetched_dir, is_published,
-    lay_out_partitions, make_dir, partition_dir, partition_steps, publish, quoted,
+    Claims, Sources, Step, append, check_runnable, collect_partitions, fetch_inputs, fetched_dir,
+    is_published, lay_out_partitions, make_dir, partition_dir, partition_steps, publish, quoted,
     remove_published, sequential_steps,
 };
 use crate::fetch::Fetcher;
@@ -44,6 +44,8 @@ pub struct SlurmSettings {
     pub command_timeout: Duration,
     /// Per input file.
     pub input_max_bytes: u64,
+    /// The claims `pvc_mount` inputs read.
+    pub claims: Claims,
     /// The account jobs run as (uid, gid), when the service is root.
     pub run_as: Option<(u32, u32)>,
     /// The partition; Slurm's default when `None`.
@@ -400,16 +402,14 @@ impl WorkflowEngine for SlurmEngine {
         make_dir(&work, run_as).await.map_err(failed)?;
         make_dir(&fetched, run_as).await.map_err(failed)?;
         let log = work.join(FETCH_LOG);
-        let files = fetch_inputs(
-            &self.fetcher,
-            recipe,
-            &fetched,
-            self.settings.input_max_bytes,
-            run_as,
-            &log,
-        )
-        .await
-        .map_err(failed)?;
+        let sources = Sources {
+            fetcher: &self.fetcher,
+            claims: &self.settings.claims,
+            max_bytes: self.settings.input_max_bytes,
+        };
+        let files = fetch_inputs(sources, recipe, &fetched, run_as, &log)
+            .await
+            .map_err(failed)?;
         let (mut job, partitions) = if recipe.is_parallel() {
             let partitions = lay_out_partitions(&work, &files, recipe.partition_size(), run_as)
                 .await

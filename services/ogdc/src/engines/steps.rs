@@ -18,22 +18,50 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tessera_kit::objects::{ObjectKey, ObjectStore, PutRequest};
 use tessera_recipes::engine::EngineError;
+use tessera_recipes::recipe::{InputParam, PvcMountInput};
 use tessera_recipes::{Output, Recipe, RunOutput};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fetch::Fetcher;
 
+/// The claims `pvc_mount` inputs may read, and where their files are on this machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claims {
+    /// The workflow volume's claim (`OGDC_WORKFLOW_PVC_NAME`)...
+    pub workflow_claim: String,
+    /// ...which is this directory (`pvc` outputs).
+    pub workflow_dir: PathBuf,
+    /// Other claims (`OGDC_ALLOWED_INPUT_PVCS`)...
+    pub allowed: Vec<String>,
+    /// ...each `<root>/<claim>/`.
+    pub root: PathBuf,
+}
+
+impl Claims {
+    /// Where `claim`'s files are, if it is allowed.
+    pub fn dir(&self, claim: &str) -> Option<PathBuf> {
+        if claim == self.workflow_claim {
+            Some(self.workflow_dir.clone())
+        } else if self.allowed.iter().any(|c| c == claim) {
+            Some(self.root.join(claim))
+        } else {
+            None
+        }
+    }
+}
+
 /// Refuses what an engine running shell steps outside containers cannot run: a
-/// visualization workflow, inputs other than URLs. `engine` names it in the message.
+/// visualization workflow, DataONE inputs not resolved to URLs. `engine` names it in the
+/// message.
 pub(crate) fn check_runnable(recipe: &Recipe, engine: &str) -> Result<(), EngineError> {
     if !recipe.is_shell() {
         return Err(EngineError::Unsupported(format!(
             "the {engine} runs shell workflows only"
         )));
     }
-    if recipe.urls().len() != recipe.meta.input.params.len() {
+    if !recipe.dataone_inputs().is_empty() {
         return Err(EngineError::Unsupported(format!(
-            "the {engine} fetches url inputs only"
+            "the {engine} fetches url and pvc_mount inputs only"
         )));
     }
     Ok(())
@@ -210,29 +238,195 @@ pub(crate) async fn make_dir(dir: &Path, run_as: Option<(u32, u32)>) -> Result<(
     Ok(())
 }
 
+/// Where the fetching steps find what they need.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sources<'a> {
+    pub fetcher: &'a Fetcher,
+    pub claims: &'a Claims,
+    /// Per file.
+    pub max_bytes: u64,
+}
+
 /// Fetches the recipe's inputs into `dir` (named as `wget --content-disposition` would),
-/// owned by `run_as` when set, logging each.
+/// or copies a `pvc_mount` input's files there, owned by `run_as` when set, logging each.
+/// Returns the files, in input order.
 pub(crate) async fn fetch_inputs(
-    fetcher: &Fetcher,
+    sources: Sources<'_>,
     recipe: &Recipe,
     dir: &Path,
-    max_bytes: u64,
     run_as: Option<(u32, u32)>,
     log: &Path,
 ) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
-    for url in recipe.urls() {
-        append(log, &format!("fetch: {url}\n")).await;
-        let path = fetcher
-            .download(url, dir, max_bytes)
-            .await
-            .map_err(|e| format!("fetching {url}: {e}"))?;
-        if let Some((uid, gid)) = run_as {
-            let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
+    for param in &recipe.meta.input.params {
+        let fetched = match param {
+            InputParam::Url(url) => {
+                let url = &url.value;
+                append(log, &format!("fetch: {url}\n")).await;
+                let path = sources
+                    .fetcher
+                    .download(url, dir, sources.max_bytes)
+                    .await
+                    .map_err(|e| format!("fetching {url}: {e}"))?;
+                vec![path]
+            }
+            InputParam::PvcMount(pvc) => {
+                let base = sources.claims.dir(&pvc.claim_name).ok_or_else(|| {
+                    format!("pvc_mount claim {:?} is not allowed", pvc.claim_name)
+                })?;
+                append(
+                    log,
+                    &format!("stage: {} glob {}\n", shown_path(pvc), pvc.glob),
+                )
+                .await;
+                let (pvc, dir, max) = (pvc.clone(), dir.to_owned(), sources.max_bytes);
+                tokio::task::spawn_blocking(move || stage_pvc(&pvc, &base, &dir, max))
+                    .await
+                    .map_err(|e| e.to_string())??
+            }
+            InputParam::Dataone(_) => {
+                return Err("DataONE inputs must be resolved to URLs first".to_owned());
+            }
+        };
+        for path in fetched {
+            if let Some((uid, gid)) = run_as {
+                let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
+            }
+            files.push(path);
         }
-        files.push(path);
     }
     Ok(files)
+}
+
+/// A `pvc_mount` input's directory as a recipe sees it on Argo (`/mnt/data/<claim>/<path>`).
+pub(crate) fn shown_path(pvc: &PvcMountInput) -> String {
+    let path = pvc.relative_path();
+    if path.is_empty() {
+        format!("/mnt/data/{}", pvc.claim_name)
+    } else {
+        format!("/mnt/data/{}/{path}", pvc.claim_name)
+    }
+}
+
+/// Copies the regular files under `pvc.path` of the claim at `claim_dir` whose path ends
+/// in a match of `pvc.glob` (Python's `rglob`: at any depth; symlinks are not followed)
+/// into `dir`, by base name, in path order; refuses an input path outside the claim or
+/// not a directory, no match, two files of one name, a file over `max` bytes. Returns
+/// the copies.
+fn stage_pvc(
+    pvc: &PvcMountInput,
+    claim_dir: &Path,
+    dir: &Path,
+    max: u64,
+) -> Result<Vec<PathBuf>, String> {
+    let shown = shown_path(pvc);
+    let not_dir = || format!("PVC input path is not a directory: {shown}");
+    let claim = claim_dir.canonicalize().map_err(|_| not_dir())?;
+    let base = claim_dir
+        .join(pvc.relative_path())
+        .canonicalize()
+        .map_err(|_| not_dir())?;
+    if !base.starts_with(&claim) || !base.is_dir() {
+        return Err(not_dir());
+    }
+    let pattern: Vec<&str> = pvc.glob.split('/').filter(|c| !c.is_empty()).collect();
+    let mut matches = Vec::new();
+    let mut stack = vec![(base.clone(), Vec::<String>::new())];
+    while let Some((at, rel)) = stack.pop() {
+        let entries = std::fs::read_dir(&at).map_err(|e| format!("listing {shown}: {e}"))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("listing {shown}: {e}"))?;
+            let kind = entry.file_type().map_err(|e| e.to_string())?;
+            let mut path = rel.clone();
+            path.push(entry.file_name().to_string_lossy().into_owned());
+            if kind.is_dir() {
+                stack.push((entry.path(), path));
+            } else if kind.is_file() && tail_matches(&pattern, &path) {
+                matches.push((path.join("/"), entry.path()));
+            }
+        }
+    }
+    if matches.is_empty() {
+        return Err(format!(
+            "No files found for PVC input path={shown} glob={}",
+            pvc.glob
+        ));
+    }
+    matches.sort();
+    let mut seen: std::collections::HashMap<std::ffi::OsString, String> =
+        std::collections::HashMap::new();
+    let mut copies = Vec::with_capacity(matches.len());
+    for (rel, source) in matches {
+        let name = source.file_name().unwrap_or_default().to_owned();
+        if let Some(first) = seen.insert(name.clone(), rel.clone()) {
+            return Err(format!(
+                "PVC input basename collision for {}: {first} and {rel}",
+                name.to_string_lossy()
+            ));
+        }
+        let size = std::fs::symlink_metadata(&source)
+            .map_err(|e| format!("reading {rel}: {e}"))?
+            .len();
+        if size > max {
+            return Err(format!("{rel} is larger than {max} bytes"));
+        }
+        let target = dir.join(&name);
+        std::fs::copy(&source, &target).map_err(|e| format!("copying {rel}: {e}"))?;
+        copies.push(target);
+    }
+    Ok(copies)
+}
+
+/// Whether the last components of `path` match `pattern`'s components (`fnmatch` each).
+fn tail_matches(pattern: &[&str], path: &[String]) -> bool {
+    pattern.len() <= path.len()
+        && pattern
+            .iter()
+            .zip(&path[path.len() - pattern.len()..])
+            .all(|(p, name)| fnmatch(p.as_bytes(), name.as_bytes()))
+}
+
+/// Shell-style matching of one name: `*`, `?`, `[abc]`, `[a-z]`, `[!abc]`.
+fn fnmatch(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|skip| fnmatch(rest, &name[skip..])),
+        Some((b'?', rest)) => !name.is_empty() && fnmatch(rest, &name[1..]),
+        Some((b'[', rest)) => match (class_matches(rest, name.first().copied()), name.len()) {
+            (Some((true, after)), n) if n > 0 => fnmatch(after, &name[1..]),
+            (Some(_), _) => false,
+            // An unclosed `[` is a literal.
+            (None, _) => name.first() == Some(&b'[') && fnmatch(rest, &name[1..]),
+        },
+        Some((c, rest)) => name.first() == Some(c) && fnmatch(rest, &name[1..]),
+    }
+}
+
+/// A `[...]` class after its `[`: whether `c` is in it and the pattern after its `]`;
+/// `None` when it is not closed.
+fn class_matches(class: &[u8], c: Option<u8>) -> Option<(bool, &[u8])> {
+    let (negated, body) = match class.first() {
+        Some(b'!') => (true, &class[1..]),
+        _ => (false, class),
+    };
+    // A `]` first is a member.
+    let end = body.iter().skip(1).position(|b| *b == b']')? + 1;
+    let (members, after) = (&body[..end], &body[end + 1..]);
+    let Some(c) = c else {
+        return Some((false, after));
+    };
+    let mut hit = false;
+    let mut i = 0;
+    while i < members.len() {
+        if i + 2 < members.len() && members[i + 1] == b'-' {
+            hit |= (members[i]..=members[i + 2]).contains(&c);
+            i += 3;
+        } else {
+            hit |= members[i] == c;
+            i += 1;
+        }
+    }
+    Some((hit != negated, after))
 }
 
 /// Where a `pvc` output of recipe `id` is published.
@@ -427,6 +621,89 @@ pub(crate) fn zip_dir(from: &Path, to: &Path) -> zip::result::ZipResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_match_as_fnmatch_does() {
+        for (pattern, name, expected) in [
+            ("*", "a.tif", true),
+            ("*.tif", "a.tif", true),
+            ("*.tif", "a.tiff", false),
+            ("tile_??.tif", "tile_01.tif", true),
+            ("tile_??.tif", "tile_1.tif", false),
+            ("[ab]*", "b1", true),
+            ("[!ab]*", "b1", false),
+            ("[a-c]x", "cx", true),
+            ("[a-c]x", "dx", false),
+            ("[]]", "]", true),
+            ("a[", "a[", true),
+            ("", "", true),
+        ] {
+            assert_eq!(
+                fnmatch(pattern.as_bytes(), name.as_bytes()),
+                expected,
+                "{pattern} ~ {name}"
+            );
+        }
+        let path = |p: &str| p.split('/').map(str::to_owned).collect::<Vec<_>>();
+        assert!(tail_matches(&["*.tif"], &path("v3/deep/a.tif")));
+        assert!(tail_matches(&["deep", "*.tif"], &path("v3/deep/a.tif")));
+        assert!(!tail_matches(&["v2", "*.tif"], &path("v3/deep/a.tif")));
+        assert!(!tail_matches(&["x", "y", "z", "*"], &path("a/b")));
+    }
+
+    #[test]
+    fn pvc_inputs_are_copied_from_inside_their_claim_only() {
+        let claim = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let tiles = claim.path().join("tiles/v3");
+        std::fs::create_dir_all(tiles.join("deep")).unwrap();
+        std::fs::write(tiles.join("a.tif"), "a").unwrap();
+        std::fs::write(tiles.join("deep/b.tif"), "b").unwrap();
+        std::fs::write(tiles.join("notes.txt"), "n").unwrap();
+        std::fs::write(outside.path().join("secret.tif"), "s").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.tif"), tiles.join("c.tif")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), claim.path().join("escape")).unwrap();
+        let pvc = |path: &str, glob: &str| PvcMountInput {
+            claim_name: "dem".into(),
+            path: path.into(),
+            glob: glob.into(),
+        };
+        let copies = stage_pvc(&pvc("/tiles/v3/", "*.tif"), claim.path(), dir.path(), 10).unwrap();
+        let names: Vec<_> = copies
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a.tif", "b.tif"], "symlinks are not followed");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("b.tif")).unwrap(),
+            "b"
+        );
+
+        let err = stage_pvc(&pvc("escape", "*"), claim.path(), dir.path(), 10).unwrap_err();
+        assert_eq!(
+            err,
+            "PVC input path is not a directory: /mnt/data/dem/escape"
+        );
+        let err = stage_pvc(&pvc("tiles/v3/a.tif", "*"), claim.path(), dir.path(), 10).unwrap_err();
+        assert!(
+            err.starts_with("PVC input path is not a directory"),
+            "{err}"
+        );
+        let err = stage_pvc(&pvc("tiles", "*.png"), claim.path(), dir.path(), 10).unwrap_err();
+        assert_eq!(
+            err,
+            "No files found for PVC input path=/mnt/data/dem/tiles glob=*.png"
+        );
+        std::fs::write(claim.path().join("tiles/a.tif"), "other").unwrap();
+        let err = stage_pvc(&pvc("tiles", "*.tif"), claim.path(), dir.path(), 10).unwrap_err();
+        assert_eq!(
+            err,
+            "PVC input basename collision for a.tif: a.tif and v3/a.tif"
+        );
+        let err = stage_pvc(&pvc("tiles/v3", "*.txt"), claim.path(), dir.path(), 0).unwrap_err();
+        assert_eq!(err, "notes.txt is larger than 0 bytes");
+    }
 
     #[test]
     fn container_directories_are_replaced_once_and_whole() {
