@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         shutdown_timeout: 5,
         ..HttpConfig::default()
     };
-    let openapi = OpenApi::new(Info::new("hello", "0.1.0"), Paths::new());
+    let openapi = || OpenApi::new(Info::new("hello", "0.1.0"), Paths::new());
     let server = serve(&config, openapi, |cfg: &mut web::ServiceConfig| {
         cfg.route("/hello", web::get().to(hello));
     })

@@ -1,6 +1,5 @@
 //! The outermost middleware: correlation id, request span, access log, metrics, JSON 405s.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,8 +23,8 @@ use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 pub(crate) struct Shared {
     pub(crate) generate_correlation_id: bool,
     pub(crate) metrics: Arc<Metrics>,
-    /// The `Allow` value of each documented route pattern, for 405s.
-    pub(crate) allow: BTreeMap<String, String>,
+    /// The OpenAPI document, whose routes give the `Allow` value of 405s.
+    pub(crate) documents: Arc<crate::app::Documents>,
 }
 
 /// The methods of the route `req`'s path matches, from the OpenAPI document.
@@ -34,7 +33,8 @@ pub(crate) fn allow_header(req: &actix_web::HttpRequest) -> Option<HeaderValue> 
     let pattern = req
         .match_pattern()
         .or_else(|| req.resource_map().match_pattern(req.path()))?;
-    HeaderValue::from_str(shared.allow.get(&without_regexes(&pattern))?).ok()
+    let made = shared.documents.made();
+    HeaderValue::from_str(made.allow.get(&without_regexes(&pattern))?).ok()
 }
 
 /// An actix pattern as OpenAPI writes it: `/a/{path:.*}` is `/a/{path}`.

@@ -399,12 +399,37 @@ async fn invalid_config_is_rejected() {
         cors_allowed_methods: Some(vec!["GE T".into()]),
         ..HttpConfig::default()
     };
-    assert!(HttpStack::new(bad_method, openapi()).is_err());
+    assert!(HttpStack::new(bad_method, openapi).is_err());
     let bad_root = HttpConfig {
         api_root_path: "api".into(),
         ..HttpConfig::default()
     };
-    assert!(HttpStack::new(bad_root, openapi()).is_err());
+    assert!(HttpStack::new(bad_root, openapi).is_err());
+}
+
+#[actix_web::test]
+async fn the_document_is_made_once_on_first_use() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let stack = HttpStack::new(HttpConfig::default(), move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        openapi()
+    })
+    .unwrap();
+    let app = test::init_service(stack.app(|_| {})).await;
+    let response = test::call_service(&app, TestRequest::get().uri("/health").to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "not made at start");
+    // A 405 needs the documented methods.
+    let response = test::call_service(&app, TestRequest::post().uri("/health").to_request()).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(header_value(&response, "allow"), Some("GET"));
+    let response =
+        test::call_service(&app, TestRequest::get().uri("/openapi.json").to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "made once");
 }
 
 #[actix_web::test]
@@ -455,9 +480,7 @@ async fn real_server_binds_port_zero_and_answers_health() {
         shutdown_timeout: 1,
         ..HttpConfig::default()
     };
-    let server = tessera_http::serve(&config, openapi(), routes)
-        .await
-        .unwrap();
+    let server = tessera_http::serve(&config, openapi, routes).await.unwrap();
     let addr = server.addr();
     assert_ne!(addr.port(), 0);
     assert_eq!(server.url(), format!("http://{addr}"));

@@ -34,21 +34,38 @@ pub fn http_client_with_roots(
         .map_err(|e| Error::Config(format!("cannot build the http client: {e}")))
 }
 
-/// An [`http_client`] built on first use. Building a client loads the system's CA
+/// How a [`LazyClient`] builds its client.
+type Build = Box<dyn Fn() -> std::result::Result<reqwest::Client, String> + Send + Sync>;
+
+/// An HTTP client built on first use. Building a client loads the system's CA
 /// certificates into OpenSSL (measured: about 0.85 MiB of heap per client), which a service
 /// that has not called out yet should not hold while idle. A failed build is kept: it would
 /// fail the same way again.
-#[derive(Debug)]
 pub struct LazyClient {
-    timeout: Duration,
+    build: Build,
     client: OnceLock<std::result::Result<reqwest::Client, String>>,
 }
 
+impl std::fmt::Debug for LazyClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyClient")
+            .field("built", &self.is_built())
+            .finish_non_exhaustive()
+    }
+}
+
 impl LazyClient {
-    /// A client with `timeout` per request, not built yet.
-    pub const fn new(timeout: Duration) -> Self {
+    /// An [`http_client`] with `timeout` per request, not built yet.
+    pub fn new(timeout: Duration) -> Self {
+        Self::with(move || http_client(timeout).map_err(|e| e.to_string()))
+    }
+
+    /// A client `build` makes, on first use (its error is the message of [`Error::Config`]).
+    pub fn with(
+        build: impl Fn() -> std::result::Result<reqwest::Client, String> + Send + Sync + 'static,
+    ) -> Self {
         Self {
-            timeout,
+            build: Box::new(build),
             client: OnceLock::new(),
         }
     }
@@ -58,10 +75,7 @@ impl LazyClient {
     /// # Errors
     /// [`Error::Config`] if the client cannot be built (the TLS backend did not initialise).
     pub fn get(&self) -> Result<&reqwest::Client> {
-        match self
-            .client
-            .get_or_init(|| http_client(self.timeout).map_err(|e| e.to_string()))
-        {
+        match self.client.get_or_init(|| (self.build)()) {
             Ok(client) => Ok(client),
             Err(message) => Err(Error::Config(message.clone())),
         }
@@ -212,5 +226,18 @@ mod tests {
         assert!(lazy.is_built());
         let second = lazy.get().unwrap() as *const reqwest::Client;
         assert_eq!(first, second);
+
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let failing = LazyClient::with(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err("no TLS".to_owned())
+        });
+        assert!(failing.get().is_err() && failing.get().is_err());
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "a failure is kept"
+        );
     }
 }

@@ -95,7 +95,7 @@ impl Service for Toy {
             port: 0,
             ..HttpConfig::default()
         };
-        let stack = HttpStack::new(http, utoipa::openapi::OpenApi::default()).unwrap();
+        let stack = HttpStack::new(http, utoipa::openapi::OpenApi::default).unwrap();
         let mut parts = vec![Part::rest("rest", stack, |_| {})];
         let log = self.log.clone();
         let plan = self.plan;

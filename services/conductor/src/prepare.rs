@@ -222,7 +222,7 @@ impl Core {
 
     /// The REST API as a part, with the local store's presign scope when objects are local.
     pub fn rest_part(&self) -> Result<Part<Error>> {
-        let stack = HttpStack::new(self.config.http.clone(), openapi::document())?;
+        let stack = HttpStack::new(self.config.http.clone(), openapi::document)?;
         let objects = match &self.local_objects {
             Some(store) => Some((
                 objects_path(&self.config.objects.objects_public_url)?,

@@ -4,11 +4,13 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use reqwest::Url;
+use tessera_oidc::LazyClient;
 use tessera_recipes::RecipeLoader;
 use tessera_recipes::recipe::{self, DataoneInput, META_FILE, Recipe};
 
@@ -23,7 +25,8 @@ const MAX_REDIRECTS: usize = 5;
 /// The rules of outgoing requests.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// Built on first use (see `LazyClient`): an idle service holds no CA certificates.
+    client: Arc<LazyClient>,
     allow_private: bool,
     timeout: Duration,
 }
@@ -72,12 +75,14 @@ impl Fetcher {
     /// A fetcher; `allow_private` lets requests reach loopback and private addresses, over
     /// http too.
     pub fn new(allow_private: bool, timeout: Duration) -> Result<Self, FetchError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("tessera-ogdc/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| FetchError::Failed(e.to_string()))?;
+        let client = Arc::new(LazyClient::with(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(10))
+                .user_agent(concat!("tessera-ogdc/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| e.to_string())
+        }));
         Ok(Self {
             client,
             allow_private,
@@ -125,8 +130,11 @@ impl Fetcher {
             Url::parse(url).map_err(|e| FetchError::NotAllowed(format!("bad URL: {e}")))?;
         for _ in 0..=MAX_REDIRECTS {
             self.check(&url).await?;
-            let response = self
+            let client = self
                 .client
+                .get()
+                .map_err(|e| FetchError::Failed(e.to_string()))?;
+            let response = client
                 .get(url.clone())
                 .timeout(self.timeout)
                 .send()

@@ -300,7 +300,7 @@ impl Core {
 
     /// The REST API as a part.
     pub fn rest_part(&self) -> Result<Part<Error>> {
-        let stack = HttpStack::new(self.config.http.clone(), rest::openapi::document())?;
+        let stack = HttpStack::new(self.config.http.clone(), rest::openapi::document)?;
         let state = RestState {
             runner: self.runner.clone(),
             access: self.access.clone(),

@@ -333,7 +333,7 @@ impl Core {
 
     /// The REST API as a part.
     pub fn rest_part(&self) -> Result<Part<Error>> {
-        let stack = HttpStack::new(self.config.server.http.clone(), openapi::document())?;
+        let stack = HttpStack::new(self.config.server.http.clone(), openapi::document)?;
         Ok(Part::rest("rest", stack, rest::routes(self.rest_state())))
     }
 

@@ -250,7 +250,7 @@ impl Core {
     /// The REST API as a part: the routes in the HTTP stack (middleware, error shapes,
     /// `/health`, `/metrics`, OpenAPI, docs).
     pub fn rest_part(&self) -> Result<Part<Error>> {
-        let stack = HttpStack::new(self.config.http.clone(), openapi::document())?;
+        let stack = HttpStack::new(self.config.http.clone(), openapi::document)?;
         Ok(Part::rest("rest", stack, rest::routes(self.rest_state())))
     }
 

@@ -16,7 +16,7 @@ pub fn openapi() -> OpenApi {
 
 /// The stack for `config` (which must be valid) around [`openapi`].
 pub fn stack(config: HttpConfig) -> HttpStack {
-    HttpStack::new(config, openapi()).unwrap()
+    HttpStack::new(config, openapi).unwrap()
 }
 
 /// Answers the request's correlation id, logging a `handler-ran` marker inside its span.

@@ -13,6 +13,7 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use reqwest::Url;
 use serde_json::{Map, Value};
+use tessera_oidc::LazyClient;
 
 use super::{ApiError, RestState, caller, query};
 
@@ -21,7 +22,8 @@ use super::{ApiError, RestState, caller, query};
 pub struct Aggregator {
     allowlist: Vec<String>,
     schemes: BTreeMap<String, String>,
-    http: reqwest::Client,
+    /// Built on the first call (see `LazyClient`): an idle service holds no CA certificates.
+    http: LazyClient,
 }
 
 impl Aggregator {
@@ -33,13 +35,14 @@ impl Aggregator {
         timeout: Duration,
         roots: &[reqwest::Certificate],
     ) -> crate::Result<Self> {
-        let mut http = reqwest::Client::builder().timeout(timeout);
-        for root in roots {
-            http = http.add_root_certificate(root.clone());
-        }
-        let http = http
-            .build()
-            .map_err(|e| crate::Error::Internal(e.to_string()))?;
+        let roots = roots.to_vec();
+        let http = LazyClient::with(move || {
+            let mut http = reqwest::Client::builder().timeout(timeout);
+            for root in &roots {
+                http = http.add_root_certificate(root.clone());
+            }
+            http.build().map_err(|e| e.to_string())
+        });
         Ok(Self {
             allowlist,
             schemes,
@@ -70,7 +73,14 @@ impl Aggregator {
         if !params.is_empty() {
             url.query_pairs_mut().extend_pairs(params);
         }
-        let mut request = self.http.get(url);
+        let http = match self.http.get() {
+            Ok(http) => http,
+            Err(e) => {
+                tracing::warn!(host, error = %e, "aggregate call failed");
+                return Value::Null;
+            }
+        };
+        let mut request = http.get(url);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
