@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::human::time_left;
 use crate::model::{
-    AuthorizationRequest, Callback, Caller, CodeExchangeRequest, DEFAULT_IDP, Identity,
-    IssuedRefreshToken, LoginSession, LoginStart, ProviderStatus, RefreshTokenRecord,
+    AuthorizationRequest, Callback, CallbackRefusal, Caller, CodeExchangeRequest, DEFAULT_IDP,
+    Identity, IssuedRefreshToken, LoginSession, LoginStart, ProviderStatus, RefreshTokenRecord,
 };
 use crate::ports::{
     AccessTokenValidator, Cipher, Clock, ExchangeError, IdentityResolver, TokenExchange,
@@ -304,17 +304,10 @@ impl TokenService {
             .filter(|s| callback.state.as_deref() == Some(s.state.as_str()))
             .ok_or(Error::StateMismatch)?;
         let idp = self.idp(&session.idp)?;
-        if let Some(error) = &callback.error {
-            let description = callback.error_description.as_deref().unwrap_or_default();
-            return Err(Error::LoginRefused(
-                format!("{error} {description}").trim_end().to_owned(),
-            ));
-        }
-        let code = callback
-            .code
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| Error::LoginRefused("no authorization code".to_owned()))?;
+        let code = callback.code().map_err(|refusal| match refusal {
+            CallbackRefusal::Refused(why) => Error::LoginRefused(why),
+            CallbackRefusal::NoCode => Error::LoginRefused("no authorization code".to_owned()),
+        })?;
         let token = caller
             .token
             .as_deref()

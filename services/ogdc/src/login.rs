@@ -11,8 +11,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use tessera_oidc::{ClientSettings, IdpKind, KeyStore, OidcClient, ProviderTokens, SessionCodec};
 use tessera_tokens::{
-    Callback, Clock, CodeExchangeRequest, ExchangeError, LoginSession, RefreshGrant,
-    TokenExchange as _,
+    Callback, CallbackRefusal, Clock, CodeExchangeRequest, ExchangeError, LoginSession,
+    RefreshGrant, TokenExchange as _,
 };
 use tokio::sync::OnceCell;
 
@@ -193,17 +193,10 @@ impl Login {
         if callback.state.as_deref() != Some(session.state.as_str()) {
             return Err(LoginError::StateMismatch);
         }
-        if let Some(error) = &callback.error {
-            let description = callback.error_description.as_deref().unwrap_or_default();
-            return Err(LoginError::Refused(
-                format!("{error} {description}").trim_end().to_owned(),
-            ));
-        }
-        let code = callback
-            .code
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .ok_or(LoginError::NoCode)?;
+        let code = callback.code().map_err(|refusal| match refusal {
+            CallbackRefusal::Refused(why) => LoginError::Refused(why),
+            CallbackRefusal::NoCode => LoginError::NoCode,
+        })?;
         let request = CodeExchangeRequest {
             code: code.to_owned(),
             code_verifier: session.code_verifier,

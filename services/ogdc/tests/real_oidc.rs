@@ -3,6 +3,11 @@
 //! its password grant for the resource `urn:ogdc`, which `scripts/infra/oidc/op.mjs` issues
 //! as Keycloak-shaped JWTs (`aud` and `azp` the client id, `ogdc:admin` when asked for).
 //!
+//!
+//! The browser login (`/login` → the provider's pages → `/authorize` → `/refresh`) uses
+//! op.mjs's `ogdc-client`, whose requests without `resource` get urn:ogdc JWTs (v0.4
+//! clients send none), and `tessera-test-support`'s [`Browser`] at the provider's forms.
+//!
 //! Without `TESSERA_TEST_OIDC_ISSUER` the tests print `SKIPPED: …` and pass, unless
 //! `TESSERA_REQUIRE_INFRA=1`; likewise when the provider issues no such tokens (an older
 //! op.mjs).
@@ -798,6 +803,19 @@ async fn the_login_routes_exist_only_in_oidc_mode() {
             };
             let response = request.send().await.unwrap();
             assert_eq!(response.status(), 404, "{mode} {path}");
+        }
+        // The document describes them (for the OIDC mode).
+        let doc: Value = app
+            .client
+            .get(format!("{}/openapi.json", app.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for path in ["/login", "/authorize", "/refresh"] {
+            assert!(doc["paths"][path].is_object(), "{path}");
         }
         app.running.stop().await.unwrap();
     }

@@ -473,14 +473,7 @@ async fn start_login(login: web::Data<Login>) -> Result<HttpResponse, ApiError> 
 async fn authorize(req: HttpRequest, login: web::Data<Login>) -> Result<HttpResponse, ApiError> {
     let query = web::Query::<BTreeMap<String, String>>::from_query(req.query_string())
         .map_err(|_| ApiError::Login(LoginError::BadRequest("The query string is not valid.")))?;
-    let text = |name: &str| query.get(name).filter(|v| !v.is_empty()).cloned();
-    let callback = Callback {
-        code: text("code"),
-        state: text("state"),
-        iss: text("iss"),
-        error: text("error"),
-        error_description: text("error_description"),
-    };
+    let callback = Callback::from_params(|name| query.get(name).cloned());
     let cookies = req
         .headers()
         .get_all(header::COOKIE)

@@ -398,14 +398,7 @@ async fn authorize(
             .filter_map(|v| v.to_str().ok()),
         now,
     );
-    let text = |name: &str| param(&pairs, name).map(str::to_owned);
-    let callback = Callback {
-        code: text("code"),
-        state: text("state"),
-        iss: text("iss"),
-        error: text("error"),
-        error_description: text("error_description"),
-    };
+    let callback = Callback::from_params(|name| param(&pairs, name).map(str::to_owned));
     let clear = state.sessions.clear_cookie();
     let done = match state
         .service
