@@ -162,6 +162,47 @@ impl OidcClient {
         })
     }
 
+    /// A client of the provider at `issuer`, its endpoints from its discovery document
+    /// (`settings.kind` is replaced by them, with `issuer` as the id tokens' issuer). MUST
+    /// return `Unreachable` when the document cannot be fetched, `InvalidResponse` when it
+    /// names another issuer or lacks the authorization or token endpoint.
+    pub async fn discover(
+        mut settings: ClientSettings,
+        issuer: &str,
+        http: reqwest::Client,
+        keys: Arc<KeyStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ExchangeError> {
+        let metadata = crate::discovery::fetch(&http, issuer)
+            .await
+            .map_err(|e| match e {
+                Error::Fetch { .. } => ExchangeError::Unreachable(e.to_string()),
+                e => ExchangeError::InvalidResponse(e.to_string()),
+            })?;
+        if metadata.issuer != issuer {
+            return Err(ExchangeError::InvalidResponse(format!(
+                "the discovery document names the issuer {}, not {issuer}",
+                metadata.issuer
+            )));
+        }
+        let endpoint = |url: Option<String>, what: &str| {
+            url.ok_or_else(|| {
+                ExchangeError::InvalidResponse(format!("the discovery document has no {what}"))
+            })
+        };
+        settings.kind = IdpKind::Generic {
+            authorization_endpoint: endpoint(
+                metadata.authorization_endpoint,
+                "authorization_endpoint",
+            )?,
+            token_endpoint: endpoint(metadata.token_endpoint, "token_endpoint")?,
+            issuer: Some(issuer.to_owned()),
+            base_url: issuer.to_owned(),
+        };
+        Self::new(settings, http, keys, clock)
+            .map_err(|e| ExchangeError::InvalidResponse(e.to_string()))
+    }
+
     /// The settings.
     pub fn settings(&self) -> &ClientSettings {
         &self.settings
@@ -426,6 +467,68 @@ impl OidcClient {
     }
 }
 
+impl OidcClient {
+    /// Redeems a login's code for the provider's tokens, for a service that hands them to
+    /// its caller: the id token is verified as by [`Self::sign_in`] (no userinfo call). MUST
+    /// return `InvalidResponse` when the answer lacks an id or access token, and the errors
+    /// of [`TokenExchange::exchange_code`] otherwise.
+    pub async fn redeem_tokens(
+        &self,
+        request: &CodeExchangeRequest,
+    ) -> Result<ProviderTokens, ExchangeError> {
+        let (response, claims) = self.redeem(request, false).await?;
+        let access_token = text(&response, "access_token")
+            .ok_or_else(|| ExchangeError::InvalidResponse("missing access_token".to_owned()))?;
+        Ok(ProviderTokens {
+            access_token: access_token.to_owned(),
+            refresh_token: text(&response, "refresh_token").map(str::to_owned),
+            claims,
+        })
+    }
+
+    /// The refresh grant, asking for `scope` (a subset of the granted one) when given; as
+    /// [`TokenExchange::refresh`] otherwise.
+    pub async fn refresh_scoped(
+        &self,
+        refresh_token: &str,
+        scope: Option<&str>,
+    ) -> Result<RefreshGrant, ExchangeError> {
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        let response = send_for_json(self.token_request().await.form(&form)).await?;
+        let access_token = text(&response, "access_token")
+            .ok_or_else(|| ExchangeError::InvalidResponse("missing access_token".to_owned()))?;
+        Ok(RefreshGrant {
+            access_token: access_token.to_owned(),
+            refresh_token: text(&response, "refresh_token").map(|t| self.issued(t, &response)),
+        })
+    }
+}
+
+/// The provider's tokens of a login ([`OidcClient::redeem_tokens`]).
+#[derive(Clone, PartialEq)]
+pub struct ProviderTokens {
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token, when the provider issued one.
+    pub refresh_token: Option<String>,
+    /// The verified id-token claims.
+    pub claims: Map<String, Value>,
+}
+
+impl fmt::Debug for ProviderTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderTokens")
+            .field("sub", &self.claims.get("sub"))
+            .finish_non_exhaustive()
+    }
+}
+
 /// A signed-in user: the id token's claims, completed from userinfo.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignIn {
@@ -490,17 +593,7 @@ impl TokenExchange for OidcClient {
     }
 
     async fn refresh(&self, refresh_token: &str) -> Result<RefreshGrant, ExchangeError> {
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ];
-        let response = send_for_json(self.token_request().await.form(&form)).await?;
-        let access_token = text(&response, "access_token")
-            .ok_or_else(|| ExchangeError::InvalidResponse("missing access_token".to_owned()))?;
-        Ok(RefreshGrant {
-            access_token: access_token.to_owned(),
-            refresh_token: text(&response, "refresh_token").map(|t| self.issued(t, &response)),
-        })
+        self.refresh_scoped(refresh_token, None).await
     }
 
     async fn revoke(&self, refresh_token: &str) -> Result<(), ExchangeError> {

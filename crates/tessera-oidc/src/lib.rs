@@ -14,7 +14,11 @@
 //!   (each of the last four optional), and per-operation scopes on the [`VerifiedToken`].
 //! - [`client`]: [`OidcClient`], one IdP's authorization server: authorization URL with
 //!   PKCE (S256) and nonce, code exchange with id-token verification, refresh, revocation,
-//!   and [`OidcClient::sign_in`] (a login: verified id-token claims completed from userinfo).
+//!   [`OidcClient::sign_in`] (a login: verified id-token claims completed from userinfo),
+//!   [`OidcClient::redeem_tokens`] (a login that hands the provider's tokens to the caller)
+//!   and [`OidcClient::discover`] (endpoints from the discovery document).
+//! - [`session`]: [`SessionCodec`], the login session (state, PKCE verifier, nonce) in a
+//!   signed, expiring, `HttpOnly` cookie between the login and its callback.
 //!
 //! josekit and reqwest are implementation details: no type of theirs is in a public
 //! signature except [`reqwest::Client`] for sharing one connection pool.
@@ -24,12 +28,14 @@ pub mod discovery;
 pub mod http;
 pub mod jwt;
 pub mod keys;
+pub mod session;
 pub mod validator;
 
-pub use client::{ClientSettings, IdpKind, OidcClient, SignIn};
+pub use client::{ClientSettings, IdpKind, OidcClient, ProviderTokens, SignIn};
 pub use discovery::{Discovery, ProviderMetadata};
 pub use http::{LazyClient, http_client, http_client_with_roots};
 pub use keys::KeyStore;
+pub use session::SessionCodec;
 pub use validator::{AccessTokenRules, JwtAccessTokenValidator, MissingScope, VerifiedToken};
 
 /// Errors of this crate (setup and key retrieval; token and exchange failures are the

@@ -9,8 +9,10 @@
 //! - [`infra`]: the real servers of `scripts/test-infra` (`TESSERA_TEST_MONGO_URL`,
 //!   `TESSERA_TEST_KAFKA_SERVERS`, `TESSERA_TEST_S3_URL`, `TESSERA_TEST_S3S_URL` and its
 //!   credentials, `TESSERA_TEST_S3_BUCKET`, `TESSERA_TEST_OIDC_ISSUER`).
+//! - [`browser`] (feature `browser`, which brings reqwest): [`browser::Browser`], a
+//!   cookie-keeping client that logs users in at the test OpenID provider's forms.
 //!
-//! Both follow one rule: what a test needs but cannot have makes it print
+//! The first three follow one rule: what a test needs but cannot have makes it print
 //! `SKIPPED: <test>: <reason>` and return, unless the matching `TESSERA_REQUIRE_INTEROP=1`
 //! or `TESSERA_REQUIRE_INFRA=1` is set, which turns the skip into a failure (`scripts/test`
 //! sets both, so CI never passes by skipping).
@@ -19,6 +21,8 @@
 
 use std::io::Write as _;
 
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod infra;
 pub mod interop;
 pub mod schemathesis;

@@ -29,8 +29,9 @@ pub mod service;
 pub use collections::{DEFAULT_COLLECTION, refresh_token_spec};
 pub use fernet::Fernet;
 pub use model::{
-    AuthorizationRequest, Callback, Caller, CodeExchangeRequest, CodeGrant, DEFAULT_IDP, Identity,
-    IssuedRefreshToken, LoginSession, LoginStart, ProviderStatus, RefreshGrant, RefreshTokenRecord,
+    AuthorizationRequest, Callback, CallbackRefusal, Caller, CodeExchangeRequest, CodeGrant,
+    DEFAULT_IDP, Identity, IssuedRefreshToken, LoginSession, LoginStart, ProviderStatus,
+    RefreshGrant, RefreshTokenRecord,
 };
 pub use ports::{
     AccessTokenValidator, Cipher, CipherError, Clock, ExchangeError, IdentityResolver,

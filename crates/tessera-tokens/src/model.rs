@@ -121,6 +121,45 @@ pub struct Callback {
     pub error_description: Option<String>,
 }
 
+/// Why a callback has no code to redeem ([`Callback::code`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackRefusal {
+    /// The IdP sent `error` (and its description), as one text.
+    Refused(String),
+    /// Neither a code nor an error.
+    NoCode,
+}
+
+impl Callback {
+    /// The callback of a query whose parameter `name` has the value `param(name)`; empty
+    /// values count as absent.
+    pub fn from_params(param: impl Fn(&str) -> Option<String>) -> Self {
+        let text = |name: &str| param(name).filter(|v| !v.is_empty());
+        Self {
+            code: text("code"),
+            state: text("state"),
+            iss: text("iss"),
+            error: text("error"),
+            error_description: text("error_description"),
+        }
+    }
+
+    /// The code to redeem, once the state has been checked: the IdP's `error` (with its
+    /// description) comes first, then a missing code.
+    pub fn code(&self) -> Result<&str, CallbackRefusal> {
+        if let Some(error) = &self.error {
+            let description = self.error_description.as_deref().unwrap_or_default();
+            return Err(CallbackRefusal::Refused(
+                format!("{error} {description}").trim_end().to_owned(),
+            ));
+        }
+        self.code
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or(CallbackRefusal::NoCode)
+    }
+}
+
 /// What [`TokenExchange::authorization_url`](crate::TokenExchange::authorization_url) needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationRequest {

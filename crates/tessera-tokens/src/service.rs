@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::human::time_left;
 use crate::model::{
-    AuthorizationRequest, Callback, Caller, CodeExchangeRequest, DEFAULT_IDP, Identity,
-    IssuedRefreshToken, LoginSession, LoginStart, ProviderStatus, RefreshTokenRecord,
+    AuthorizationRequest, Callback, CallbackRefusal, Caller, CodeExchangeRequest, DEFAULT_IDP,
+    Identity, IssuedRefreshToken, LoginSession, LoginStart, ProviderStatus, RefreshTokenRecord,
 };
 use crate::ports::{
     AccessTokenValidator, Cipher, Clock, ExchangeError, IdentityResolver, TokenExchange,
@@ -277,26 +277,10 @@ impl TokenService {
             return Err(Error::AbsoluteRedirect);
         }
         let idp = self.idp(idp.unwrap_or(DEFAULT_IDP))?;
-        let random = random_text(STATE_LEN);
-        let state = match &idp.state_prefix {
-            Some(prefix) => format!("{prefix}-{random}"),
-            None => random,
-        };
-        let session = LoginSession {
-            state,
-            idp: idp.id.clone(),
-            redirect: redirect.map(str::to_owned),
-            code_verifier: random_text(VERIFIER_LEN),
-            nonce: random_text(NONCE_LEN),
-        };
-        let request = AuthorizationRequest {
-            state: session.state.clone(),
-            nonce: session.nonce.clone(),
-            code_challenge: pkce_challenge(&session.code_verifier),
-        };
+        let session = LoginSession::generate(&idp.id, redirect, idp.state_prefix.as_deref());
         let url = idp
             .exchange
-            .authorization_url(&request)
+            .authorization_url(&session.authorization_request())
             .await
             .map_err(|e| Error::Exchange {
                 idp: idp.id.clone(),
@@ -320,17 +304,10 @@ impl TokenService {
             .filter(|s| callback.state.as_deref() == Some(s.state.as_str()))
             .ok_or(Error::StateMismatch)?;
         let idp = self.idp(&session.idp)?;
-        if let Some(error) = &callback.error {
-            let description = callback.error_description.as_deref().unwrap_or_default();
-            return Err(Error::LoginRefused(
-                format!("{error} {description}").trim_end().to_owned(),
-            ));
-        }
-        let code = callback
-            .code
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| Error::LoginRefused("no authorization code".to_owned()))?;
+        let code = callback.code().map_err(|refusal| match refusal {
+            CallbackRefusal::Refused(why) => Error::LoginRefused(why),
+            CallbackRefusal::NoCode => Error::LoginRefused("no authorization code".to_owned()),
+        })?;
         let token = caller
             .token
             .as_deref()
@@ -622,6 +599,34 @@ fn filter<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Filter {
 
 fn new_id() -> String {
     Uuid::new_v4().to_string()
+}
+
+impl LoginSession {
+    /// A new login of `idp`: a random `state` (after `<state_prefix>-` when given), PKCE
+    /// verifier and nonce; `redirect` is kept as given.
+    pub fn generate(idp: &str, redirect: Option<&str>, state_prefix: Option<&str>) -> Self {
+        let random = random_text(STATE_LEN);
+        Self {
+            state: match state_prefix {
+                Some(prefix) => format!("{prefix}-{random}"),
+                None => random,
+            },
+            idp: idp.to_owned(),
+            redirect: redirect.map(str::to_owned),
+            code_verifier: random_text(VERIFIER_LEN),
+            nonce: random_text(NONCE_LEN),
+        }
+    }
+
+    /// What the authorization URL of this login carries: its state, nonce and the S256
+    /// challenge of its verifier.
+    pub fn authorization_request(&self) -> AuthorizationRequest {
+        AuthorizationRequest {
+            state: self.state.clone(),
+            nonce: self.nonce.clone(),
+            code_challenge: pkce_challenge(&self.code_verifier),
+        }
+    }
 }
 
 fn random_text(len: usize) -> String {

@@ -34,6 +34,13 @@
 //   - JWT access tokens for the resource OIDC_OGDC_RESOURCE (default urn:ogdc): RS256, `aud`
 //     the client id (Keycloak's audience mapper), `azp` the client id, and the scopes of
 //     `openid email profile ogdc:admin` that were asked for (`ogdc:admin` only when requested).
+//   - a second client, OIDC_OGDC_CLIENT_ID (default ogdc-client) with OIDC_OGDC_CLIENT_SECRET
+//     (default ogdc-secret) and OIDC_OGDC_REDIRECT_URIS (default
+//     http://127.0.0.1:9999/authorize, the runner's callback, any loopback port), whose
+//     requests without `resource` get that resource: v0.4 clients send none, and Keycloak
+//     always issues JWT access tokens. So its logins (authorization code), refresh grants
+//     (the refresh token keeps the resource) and password grants give urn:ogdc JWTs, while
+//     the first client keeps opaque tokens without `resource` (WTS's userinfo calls need them).
 import Provider, { errors } from 'oidc-provider';
 
 const HOST = process.env.OIDC_HOST || '127.0.0.1';
@@ -58,6 +65,13 @@ const JWT_SCOPE = 'openid user data';
 const OGDC_RESOURCE = process.env.OIDC_OGDC_RESOURCE || 'urn:ogdc';
 const OGDC_SCOPE = 'openid email profile ogdc:admin';
 const ROTATE = (process.env.OIDC_ROTATE_REFRESH_TOKENS || '0') === '1';
+const OGDC_CLIENT_ID = process.env.OIDC_OGDC_CLIENT_ID || 'ogdc-client';
+const OGDC_REDIRECT_URIS = (process.env.OIDC_OGDC_REDIRECT_URIS || 'http://127.0.0.1:9999/authorize')
+  .split(',')
+  .map((uri) => uri.trim())
+  .filter(Boolean);
+// The resource a request of `client` without `resource` is for.
+const defaultResourceOf = (client) => (client.clientId === OGDC_CLIENT_ID ? OGDC_RESOURCE : undefined);
 
 async function findAccount(ctx, sub) {
   const user = Object.hasOwn(USERS, sub) ? USERS[sub] : undefined;
@@ -82,6 +96,16 @@ const configuration = {
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     },
+    {
+      client_id: OGDC_CLIENT_ID,
+      client_secret: process.env.OIDC_OGDC_CLIENT_SECRET || 'ogdc-secret',
+      application_type: 'native',
+      redirect_uris: OGDC_REDIRECT_URIS,
+      post_logout_redirect_uris: OGDC_REDIRECT_URIS,
+      grant_types: ['authorization_code', 'refresh_token', 'password'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
   ],
   // Fixed keys: cookies stay valid across restarts and no warning is printed.
   cookies: { keys: ['tessera-test-cookie-key'] },
@@ -94,7 +118,7 @@ const configuration = {
     userinfo: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      defaultResource: async (ctx, client, oneOf) => (oneOf ? oneOf[0] : undefined),
+      defaultResource: async (ctx, client, oneOf) => (oneOf ? oneOf[0] : defaultResourceOf(client)),
       useGrantedResource: async () => true,
       getResourceServerInfo: async (ctx, resource, client) => {
         if (resource === OGDC_RESOURCE) {
@@ -138,6 +162,8 @@ const configuration = {
     });
     grant.addOIDCScope('openid email profile offline_access');
     grant.addResourceScope(JWT_RESOURCE, JWT_SCOPE);
+    // Every scope of urn:ogdc (ogdc:admin too); tokens carry those the client asked for.
+    if (ctx.oidc.client.clientId === OGDC_CLIENT_ID) grant.addResourceScope(OGDC_RESOURCE, OGDC_SCOPE);
     await grant.save();
     return grant;
   },
@@ -158,7 +184,8 @@ const provider = new Provider(ISSUER, configuration);
 provider.registerGrantType(
   'password',
   async (ctx) => {
-    const { username, password, scope, resource } = ctx.oidc.params;
+    const { username, password, scope } = ctx.oidc.params;
+    const resource = ctx.oidc.params.resource || defaultResourceOf(ctx.oidc.client);
     const user = Object.hasOwn(USERS, username) ? USERS[username] : undefined;
     if (!user || user.password !== password) throw new errors.InvalidGrant('invalid credentials');
     const { client } = ctx.oidc;
@@ -199,5 +226,8 @@ provider.registerGrantType(
 provider.on('server_error', (ctx, error) => console.error('server_error', ctx.path, error));
 
 provider.listen(PORT, HOST, () => {
-  console.log(`oidc-provider listening, issuer ${ISSUER}, redirect_uris ${REDIRECT_URIS.join(' ')}`);
+  console.log(
+    `oidc-provider listening, issuer ${ISSUER}, redirect_uris ${REDIRECT_URIS.join(' ')}, ` +
+      `${OGDC_CLIENT_ID} redirect_uris ${OGDC_REDIRECT_URIS.join(' ')}`,
+  );
 });

@@ -92,10 +92,11 @@ pub struct OidcSecrets {
     pub server_metadata_url: String,
     /// This service's client id: tokens must name it in `aud` and `azp`.
     pub client_id: String,
-    /// The client secret (for the login flow).
+    /// The client secret (the login's code exchange and refresh grant).
     #[serde(default)]
     pub client_secret: String,
-    /// The registered redirect URIs (for the login flow).
+    /// The registered redirect URIs: the first is this service's `/authorize`, where the
+    /// provider sends the browser back after a login.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
 }
@@ -132,7 +133,26 @@ impl OidcSecrets {
         if secrets.client_id.is_empty() {
             return Err("client_id must not be empty".into());
         }
+        match secrets.redirect_uri() {
+            Some(uri) if uri.starts_with("http://") || uri.starts_with("https://") => {}
+            Some(uri) => {
+                return Err(format!(
+                    "the first of redirect_uris must be an http(s) URL, not {uri:?}"
+                ));
+            }
+            None => {
+                return Err(
+                    "redirect_uris must name this service's /authorize (the login's callback)"
+                        .into(),
+                );
+            }
+        }
         Ok(secrets)
+    }
+
+    /// Where the provider sends the browser back after a login: the first redirect URI.
+    pub fn redirect_uri(&self) -> Option<&str> {
+        self.redirect_uris.first().map(String::as_str)
     }
 
     /// The issuer the metadata URL belongs to: the provider's discovery document MUST name
@@ -167,8 +187,13 @@ pub struct OgdcConfig {
     /// set (and `access_mode` is `authenticated`), callers bring the provider's access tokens
     /// instead of logging in at `/token`.
     pub oidc_client_secrets_file: String,
-    /// The scope an OIDC access token needs for the admin routes.
+    /// The scope an OIDC access token needs for the admin routes; `/login` asks for it
+    /// besides `openid email profile`.
     pub scope_admin: String,
+    /// The key of the login session cookie (`/login` to `/authorize`) in OIDC mode; empty
+    /// for a random key per process (a login then cannot finish at another process or
+    /// after a restart).
+    pub secret_key: Secret,
     /// Seconds a request to the OIDC provider (discovery, keys) may take.
     pub oidc_timeout_seconds: u64,
     /// Least seconds between two fetches of the provider's keys (a token naming an unknown
@@ -273,6 +298,7 @@ impl Default for OgdcConfig {
             access_mode: "authenticated".into(),
             oidc_client_secrets_file: String::new(),
             scope_admin: "ogdc:admin".into(),
+            secret_key: Secret::default(),
             oidc_timeout_seconds: 10,
             jwks_min_refresh_seconds: 60,
             access_token_minutes: 30,

@@ -7,6 +7,8 @@
 //! - [`config`]: [`OgdcConfig`], the original's variables under their own names;
 //! - [`auth`]: [`auth::Access`], the caller in each access mode (passwords, OIDC, open,
 //!   read-only);
+//! - [`login`]: [`login::Login`], v0.4's browser login in OIDC mode (`/login`,
+//!   `/authorize`, `/refresh`);
 //! - [`fetch`]: SSRF-safe HTTP fetching and the recipe loader (https or the local root);
 //! - [`engines`]: the workflow engine providers (the local executor);
 //! - [`rest`]: the HTTP translator and its one error mapping;
@@ -19,6 +21,7 @@ pub mod config;
 pub mod dataone;
 pub mod engines;
 pub mod fetch;
+pub mod login;
 pub mod prepare;
 pub mod rest;
 pub mod service;

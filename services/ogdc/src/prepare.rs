@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use tessera_embedded::EmbeddedStore;
 use tessera_http::HttpStack;
 use tessera_kit::dao::{DaoFactory, JsonDao};
@@ -27,6 +30,7 @@ use crate::engines::argo::{ArgoEngine, ArgoSettings};
 use crate::engines::local::{LocalEngine, LocalSettings, running_as_root};
 use crate::engines::slurm::{SlurmEngine, SlurmSettings};
 use crate::fetch::{Fetcher, Loader};
+use crate::login::Login;
 use crate::rest::{self, RestState};
 use crate::{Error, Result};
 
@@ -64,6 +68,8 @@ pub struct Core {
     pub objects: Objects,
     /// How callers are authenticated.
     pub access: Access,
+    /// The browser login (`/login`, `/authorize`, `/refresh`), in OIDC mode only.
+    pub login: Option<Arc<Login>>,
 }
 
 impl fmt::Debug for Core {
@@ -83,7 +89,7 @@ fn config_error(key: &'static str) -> impl Fn(String) -> Error {
 pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Core> {
     config.validate()?;
     let auth = config.auth()?;
-    let access = access(&config, &auth, overrides.clock.take())?;
+    let (access, login) = access(&config, &auth, overrides.clock.take())?;
     // Made here with the usual mode, before the store makes its private directory inside.
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| config_error("data_dir")(format!("cannot create it: {e}")))?;
@@ -236,17 +242,24 @@ pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Cor
         runner,
         objects,
         access,
+        login,
     })
 }
 
 /// The access mode; in OIDC mode a validator with Keycloak's rules for this client: `iss`
 /// the metadata URL's issuer, `aud` containing and `azp` equal to the client id, RS256, no
-/// Fence purpose or scope, the owner from `sub`. Nothing is fetched before the first token.
-fn access(config: &OgdcConfig, auth: &Auth, clock: Option<Arc<dyn Clock>>) -> Result<Access> {
+/// Fence purpose or scope, the owner from `sub`; and the browser login, whose session cookie
+/// is signed with `secret_key` (random per process when empty). Nothing is fetched before
+/// the first token or login.
+fn access(
+    config: &OgdcConfig,
+    auth: &Auth,
+    clock: Option<Arc<dyn Clock>>,
+) -> Result<(Access, Option<Arc<Login>>)> {
     Ok(match auth {
-        Auth::Password => Access::Password,
-        Auth::Open => Access::Open,
-        Auth::ReadOnly => Access::ReadOnly,
+        Auth::Password => (Access::Password, None),
+        Auth::Open => (Access::Open, None),
+        Auth::ReadOnly => (Access::ReadOnly, None),
         Auth::Oidc(secrets) => {
             let issuer = secrets.issuer().ok_or_else(|| {
                 config_error("oidc_client_secrets_file")("no issuer in server_metadata_url".into())
@@ -254,7 +267,7 @@ fn access(config: &OgdcConfig, auth: &Auth, clock: Option<Arc<dyn Clock>>) -> Re
             let http = tessera_oidc::http_client(Duration::from_secs(config.oidc_timeout_seconds))
                 .map_err(|e| config_error("oidc_timeout_seconds")(e.to_string()))?;
             let keys = Arc::new(KeyStore::new(
-                http,
+                http.clone(),
                 Duration::from_secs(config.jwks_min_refresh_seconds),
             ));
             let rules = AccessTokenRules {
@@ -266,14 +279,30 @@ fn access(config: &OgdcConfig, auth: &Auth, clock: Option<Arc<dyn Clock>>) -> Re
                 scope: None,
                 username_claim: "sub".into(),
             };
-            Access::Oidc {
-                validator: Arc::new(JwtAccessTokenValidator::new(
-                    rules,
-                    keys,
-                    clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                )),
-                admin_scope: config.scope_admin.clone(),
-            }
+            let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
+            let key = match config.secret_key.expose() {
+                "" => URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()),
+                key => key.to_owned(),
+            };
+            let path = match config.http.api_root_path.trim_end_matches('/') {
+                "" => "/",
+                path => path,
+            };
+            let login = Login::new(
+                secrets,
+                &config.scope_admin,
+                (&key, config.base_url().starts_with("https://"), path),
+                http,
+                keys.clone(),
+                clock.clone(),
+            );
+            (
+                Access::Oidc {
+                    validator: Arc::new(JwtAccessTokenValidator::new(rules, keys, clock)),
+                    admin_scope: config.scope_admin.clone(),
+                },
+                Some(Arc::new(login)),
+            )
         }
     })
 }
@@ -304,6 +333,7 @@ impl Core {
         let state = RestState {
             runner: self.runner.clone(),
             access: self.access.clone(),
+            login: self.login.clone(),
             internal_s3: self.config.internal_s3_endpoint_url.clone(),
             public_s3: self.config.public_s3_endpoint_url.clone(),
         };

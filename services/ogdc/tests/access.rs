@@ -230,6 +230,15 @@ fn access_config_errors_name_the_variable() {
             r#"{"server_metadata_url": "https://idp/.well-known/openid-configuration", "client_id": ""}"#,
             "client_id must not be empty",
         ),
+        (
+            r#"{"server_metadata_url": "https://idp/.well-known/openid-configuration", "client_id": "c"}"#,
+            "redirect_uris must name this service's /authorize (the login's callback)",
+        ),
+        (
+            r#"{"server_metadata_url": "https://idp/.well-known/openid-configuration", "client_id": "c",
+                "redirect_uris": ["ogdc.example/authorize"]}"#,
+            "the first of redirect_uris must be an http(s) URL, not \"ogdc.example/authorize\"",
+        ),
     ] {
         let path = file("secrets.json", text);
         let err = load_config_from::<ogdc::Core>(env(&[("OIDC_CLIENT_SECRETS_FILE", &path)]))
@@ -286,6 +295,7 @@ async fn oidc_mode_starts_without_the_provider_and_refuses_tokens_it_cannot_chec
             json!({
                 "server_metadata_url": format!("{iss}/.well-known/openid-configuration"),
                 "client_id": "ogdc",
+                "redirect_uris": ["http://127.0.0.1:9999/authorize"],
             })
             .to_string(),
         )

@@ -6,7 +6,6 @@
 //! Layout:
 //! - [`config`]: [`WtsConfig`] (the original's keys plus the additions) and the IdP list.
 //! - [`identity`]: the workspace identity adapters (Kubernetes pod lookup, static map).
-//! - [`session`]: the signed login session cookie.
 //! - [`rest`]: the HTTP translator, the `/aggregate` fan-out and the OpenAPI document.
 //! - [`prepare`]: the composition root; [`prepare::Overrides`] for tests.
 //! - [`service`]: the service as `tessera-service` runs it (parts, commands, `tessera dev`).
@@ -21,7 +20,6 @@ pub mod prepare;
 pub mod rest;
 pub mod run;
 pub mod service;
-pub mod session;
 
 pub use config::WtsConfig;
 pub use prepare::{Core, Overrides, prepare};

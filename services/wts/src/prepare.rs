@@ -12,12 +12,11 @@ use crate::config::{IdentitySource, PREFIX, WtsConfig};
 use crate::identity::{KubernetesIdentity, NoIdentity, StaticIdentity};
 use crate::rest::aggregate::Aggregator;
 use crate::rest::{self, RestState, openapi};
-use crate::session::SessionCodec;
 use crate::{Error, Result};
 use tessera_embedded::EmbeddedStore;
 use tessera_http::HttpStack;
 use tessera_kit::dao::{Dao, DaoFactory, JsonDao};
-use tessera_oidc::{AccessTokenRules, JwtAccessTokenValidator, KeyStore, OidcClient};
+use tessera_oidc::{AccessTokenRules, JwtAccessTokenValidator, KeyStore, OidcClient, SessionCodec};
 use tessera_service::{Backends, Part, Role};
 use tessera_tokens::{
     AccessTokenValidator, Clock, Fernet, IdentityResolver, Idp, RefreshTokenRecord, Settings,
@@ -207,6 +206,7 @@ pub async fn prepare(config: WtsConfig, mut overrides: Overrides) -> Result<Core
     let rest = RestState {
         service: service.clone(),
         sessions: SessionCodec::new(
+            "wts",
             config.secret_key.expose(),
             config.session_cookie_secure,
             config.login_session_seconds,

@@ -31,6 +31,7 @@ use josekit::jws::{self, JwsSigner as _};
 use serde_json::{Value, json};
 use tessera_embedded::EmbeddedStore;
 use tessera_oidc::{AccessTokenRules, JwtAccessTokenValidator, KeyStore, http_client};
+use tessera_test_support::browser::{Browser, REDIRECT_URI};
 use tessera_test_support::infra;
 use tessera_tokens::{AccessTokenValidator, Cipher, Fernet, SystemClock};
 use wts::config::IdentitySource;
@@ -38,8 +39,6 @@ use wts::{Overrides, WtsConfig, prepare, start};
 
 const CLIENT_ID: &str = "test-client";
 const CLIENT_SECRET: &str = "test-secret";
-/// Registered by the shared op.mjs by default (any port: a native client).
-const REDIRECT_URI: &str = "http://127.0.0.1:9999/callback";
 
 /// The provider's issuer, when one is configured and answers.
 async fn issuer(test: &str) -> Option<String> {
@@ -127,122 +126,6 @@ impl FakeFence {
         );
         let signature = self.signer.sign(message.as_bytes()).unwrap();
         format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
-    }
-}
-
-/// A browser at the provider: no redirects followed, cookies kept by name.
-struct Browser {
-    client: reqwest::Client,
-    cookies: BTreeMap<String, String>,
-}
-
-impl Browser {
-    fn new() -> Self {
-        Self {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    fn keep_cookies(&mut self, response: &reqwest::Response) {
-        for value in response.headers().get_all("set-cookie") {
-            let value = value.to_str().unwrap();
-            let pair = value.split(';').next().unwrap();
-            let (name, v) = pair.split_once('=').unwrap();
-            if v.is_empty() || value.to_ascii_lowercase().contains("max-age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), v.to_owned());
-            }
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> reqwest::Response {
-        let response = request
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.keep_cookies(&response);
-        response
-    }
-
-    /// Logs `login` in through the dev interaction forms (login, then consent), starting at
-    /// `auth_url`; returns the final redirect to the client (`REDIRECT_URI?code=…`).
-    async fn log_in(
-        &mut self,
-        issuer: &str,
-        auth_url: &str,
-        login: &str,
-        password: &str,
-    ) -> reqwest::Url {
-        self.log_in_to(issuer, auth_url, login, password, REDIRECT_URI)
-            .await
-    }
-
-    /// [`Self::log_in`] for a client whose redirect URI is `redirect_uri`.
-    async fn log_in_to(
-        &mut self,
-        issuer: &str,
-        auth_url: &str,
-        login: &str,
-        password: &str,
-        redirect_uri: &str,
-    ) -> reqwest::Url {
-        let absolute =
-            |location: &str| reqwest::Url::parse(issuer).unwrap().join(location).unwrap();
-        let mut location = auth_url.to_owned();
-        for _ in 0..10 {
-            if location.starts_with(redirect_uri) {
-                return reqwest::Url::parse(&location).unwrap();
-            }
-            let url = absolute(&location);
-            let response = self.send(self.client.get(url.clone())).await;
-            if response.status().is_redirection() {
-                location = header(&response, "location").unwrap();
-                continue;
-            }
-            assert_eq!(response.status(), 200, "{url}");
-            let page = response.text().await.unwrap();
-            let action = page
-                .split("action=\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or_else(|| panic!("no form at {url}: {page}"))
-                .replace("&amp;", "&");
-            // The login form, then (native clients) the consent form.
-            let form: Vec<(&str, &str)> = if page.contains(r#"name="prompt" value="consent""#) {
-                vec![("prompt", "consent")]
-            } else {
-                vec![
-                    ("prompt", "login"),
-                    ("login", login),
-                    ("password", password),
-                ]
-            };
-            let response = self
-                .send(self.client.post(absolute(&action)).form(&form))
-                .await;
-            let status = response.status();
-            assert!(
-                status.is_redirection(),
-                "the form at {url} answered {status}: {}",
-                response.text().await.unwrap_or_default()
-            );
-            location = header(&response, "location").unwrap();
-        }
-        panic!("the login did not come back to {redirect_uri}");
     }
 }
 

@@ -6,6 +6,7 @@ pub mod openapi;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -15,8 +16,10 @@ use serde_json::{Value, json};
 use tessera_embedded::LocalObjectStore;
 use tessera_http::{ValidationError, ValidationItem};
 use tessera_recipes::{Error as DomainError, Run, Runner};
+use tessera_tokens::Callback;
 
 use crate::auth::Access;
+use crate::login::{Login, LoginError};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -25,6 +28,8 @@ pub struct RestState {
     pub runner: Runner,
     /// How callers are authenticated.
     pub access: Access,
+    /// The browser login (OIDC mode): its routes exist only then.
+    pub login: Option<Arc<Login>>,
     /// The S3 endpoint as the service reaches it.
     pub internal_s3: String,
     /// The S3 endpoint as users reach it.
@@ -56,6 +61,8 @@ pub enum ApiError {
     Domain(DomainError),
     /// A form or body field problem.
     Validation(ValidationError),
+    /// A step of the browser login failed.
+    Login(LoginError),
 }
 
 impl fmt::Display for ApiError {
@@ -74,6 +81,7 @@ impl fmt::Display for ApiError {
             Self::NotFound => f.write_str("Not Found"),
             Self::Domain(e) => write!(f, "{e}"),
             Self::Validation(e) => write!(f, "{e}"),
+            Self::Login(e) => write!(f, "{e}"),
         }
     }
 }
@@ -82,6 +90,7 @@ impl std::error::Error for ApiError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Domain(e) => Some(e),
+            Self::Login(e) => Some(e),
             _ => None,
         }
     }
@@ -121,6 +130,17 @@ impl ResponseError for ApiError {
             }
             Self::NotFound => tessera_http::detail(StatusCode::NOT_FOUND, self),
             Self::Validation(e) => e.error_response(),
+            Self::Login(e) => {
+                let status = match e {
+                    LoginError::InvalidGrant => StatusCode::UNAUTHORIZED,
+                    LoginError::Provider(cause) => {
+                        tracing::warn!(error = %cause, "the identity provider failed");
+                        StatusCode::BAD_GATEWAY
+                    }
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                tessera_http::detail(status, e)
+            }
             Self::Domain(e) => match e {
                 DomainError::NotAdmin => tessera_http::detail(StatusCode::UNAUTHORIZED, e),
                 DomainError::UserExists(_) => tessera_http::detail(StatusCode::CONFLICT, e),
@@ -138,9 +158,10 @@ impl ResponseError for ApiError {
     }
 }
 
-/// The routes, and the local object store's signed URLs at `/objects` when outputs are
-/// stored locally.
+/// The routes (the login's only in OIDC mode), and the local object store's signed URLs at
+/// `/objects` when outputs are stored locally.
 pub fn routes(state: RestState, local: Option<LocalObjectStore>, cfg: &mut web::ServiceConfig) {
+    let login = state.login.clone();
     cfg.app_data(web::Data::new(state))
         .app_data(tessera_http::json_config())
         .route("/version", web::get().to(version))
@@ -154,6 +175,12 @@ pub fn routes(state: RestState, local: Option<LocalObjectStore>, cfg: &mut web::
         .route("/admin/runs", web::get().to(list_all_runs))
         .route("/runs/{name}/cancel", web::post().to(cancel))
         .route("/runs/{name}/logs", web::get().to(logs));
+    if let Some(login) = login {
+        cfg.app_data(web::Data::from(login))
+            .route("/login", web::get().to(start_login))
+            .route("/authorize", web::get().to(authorize))
+            .route("/refresh", web::post().to(refresh));
+    }
     if let Some(local) = local {
         cfg.service(tessera_embedded::objects_http::objects_scope(
             "/objects", local,
@@ -428,4 +455,80 @@ async fn logs(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(logs))
+}
+
+/// `GET /login`: to the provider, with the login's session cookie.
+async fn start_login(login: web::Data<Login>) -> Result<HttpResponse, ApiError> {
+    let start = login.start().await.map_err(ApiError::Login)?;
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, start.url))
+        .insert_header((header::SET_COOKIE, start.set_cookie))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// `GET /authorize`: the provider's callback. The cookie is cleared once the state matched
+/// (the login is over, whatever happens next); a stray callback leaves this browser's login
+/// alone.
+async fn authorize(req: HttpRequest, login: web::Data<Login>) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<BTreeMap<String, String>>::from_query(req.query_string())
+        .map_err(|_| ApiError::Login(LoginError::BadRequest("The query string is not valid.")))?;
+    let callback = Callback::from_params(|name| query.get(name).cloned());
+    let cookies = req
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok());
+    let mut response = match login.finish(cookies, &callback).await {
+        Ok(tokens) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({
+                "message": "Login successful",
+                "token": {
+                    "access_token": tokens.access_token,
+                    "refresh_token": tokens.refresh_token,
+                },
+            })),
+        Err(e @ (LoginError::NoSession | LoginError::StateMismatch)) => {
+            return Err(ApiError::Login(e));
+        }
+        Err(e) => ApiError::Login(e).error_response(),
+    };
+    if let Ok(value) = header::HeaderValue::from_str(&login.clear_cookie()) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// `POST /refresh` with JSON `{"refresh_token", "scope"?}`.
+async fn refresh(body: web::Bytes, login: web::Data<Login>) -> Result<HttpResponse, ApiError> {
+    let bad = |why| ApiError::Login(LoginError::BadRequest(why));
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|_| bad("The body must be a JSON object with refresh_token."))?;
+    let refresh_token = body
+        .get("refresh_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad("Missing refresh_token."))?;
+    let scope = match body.get("scope") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(scope)) => Some(scope.as_str()).filter(|s| !s.is_empty()),
+        Some(_) => return Err(bad("scope must be a string.")),
+    };
+    let grant = login
+        .refresh(refresh_token, scope)
+        .await
+        .map_err(ApiError::Login)?;
+    // A provider that does not rotate refresh tokens keeps the one sent.
+    let refresh_token = grant
+        .refresh_token
+        .map_or_else(|| refresh_token.to_owned(), |issued| issued.token);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "message": "Token refreshed",
+            "token": {
+                "access_token": grant.access_token,
+                "refresh_token": refresh_token,
+            },
+        })))
 }

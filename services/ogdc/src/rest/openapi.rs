@@ -40,6 +40,28 @@ pub struct Detail {
     detail: String,
 }
 
+/// The provider's tokens.
+#[derive(Debug, ToSchema)]
+pub struct ProviderTokens {
+    access_token: String,
+    refresh_token: Option<String>,
+}
+
+/// `GET /authorize` (`Login successful`) and `POST /refresh` (`Token refreshed`).
+#[derive(Debug, ToSchema)]
+pub struct LoggedIn {
+    message: String,
+    token: ProviderTokens,
+}
+
+/// `POST /refresh` body.
+#[derive(Debug, ToSchema)]
+pub struct Refresh {
+    refresh_token: String,
+    /// A subset of the granted scope.
+    scope: Option<String>,
+}
+
 #[utoipa::path(post, path = "/token", responses((status = 200, body = Token), (status = 401, body = Detail)))]
 fn token() {}
 #[utoipa::path(get, path = "/version", responses((status = 200, description = "`{\"ogdc_runner_version\":\"0.3.0\"}`")))]
@@ -63,13 +85,20 @@ fn cancel() {}
 #[utoipa::path(get, path = "/runs/{name}/logs", security(("bearer" = [])), responses((status = 200, description = "text/plain"), (status = 404, body = Detail)))]
 fn logs() {}
 
+#[utoipa::path(get, path = "/login", responses((status = 302, description = "OIDC mode only: to the provider's authorization endpoint; sets the `ogdc_login` session cookie (10 min)"), (status = 502, body = Detail)))]
+fn login() {}
+#[utoipa::path(get, path = "/authorize", params(("code" = Option<String>, Query,), ("state" = Option<String>, Query,), ("iss" = Option<String>, Query,), ("error" = Option<String>, Query,), ("error_description" = Option<String>, Query,)), responses((status = 200, body = LoggedIn), (status = 400, body = Detail, description = "no session cookie, another state, the provider's error, no code or a refused code"), (status = 502, body = Detail)))]
+fn authorize() {}
+#[utoipa::path(post, path = "/refresh", request_body = Refresh, responses((status = 200, body = LoggedIn), (status = 400, body = Detail), (status = 401, body = Detail, description = "the provider refused the refresh token (invalid_grant)"), (status = 502, body = Detail)))]
+fn refresh() {}
+
 const BEARER: BearerScheme = BearerScheme("bearer");
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "OGDC runner", description = "ogdc-runner 0.3.0, re-implemented"),
-    paths(token, version, user, create_user, submit, status, output, runs, admin_runs, cancel, logs),
-    components(schemas(Token, Submit, Status, Detail)),
+    paths(token, version, user, create_user, submit, status, output, runs, admin_runs, cancel, logs, login, authorize, refresh),
+    components(schemas(Token, Submit, Status, Detail, ProviderTokens, LoggedIn, Refresh)),
     modifiers(&BEARER)
 )]
 struct Doc;

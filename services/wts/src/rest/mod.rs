@@ -17,9 +17,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
+use tessera_oidc::SessionCodec;
 use tessera_tokens::{Callback, Caller, Clock, Error as DomainError, TokenService};
 
-use crate::session::{COOKIE, SessionCodec, cookie_value};
 use crate::{COMMIT, VERSION};
 use aggregate::Aggregator;
 
@@ -392,20 +392,13 @@ async fn authorize(
 ) -> Result<HttpResponse, ApiError> {
     let pairs = query(&req);
     let now = state.clock.now();
-    let session = req
-        .headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| cookie_value(v, COOKIE))
-        .and_then(|value| state.sessions.decode(value, now));
-    let text = |name: &str| param(&pairs, name).map(str::to_owned);
-    let callback = Callback {
-        code: text("code"),
-        state: text("state"),
-        iss: text("iss"),
-        error: text("error"),
-        error_description: text("error_description"),
-    };
+    let session = state.sessions.read(
+        req.headers()
+            .get_all(header::COOKIE)
+            .filter_map(|v| v.to_str().ok()),
+        now,
+    );
+    let callback = Callback::from_params(|name| param(&pairs, name).map(str::to_owned));
     let clear = state.sessions.clear_cookie();
     let done = match state
         .service

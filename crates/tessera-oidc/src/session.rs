@@ -1,7 +1,8 @@
-//! The login session cookie `wts`: the [`LoginSession`] and its expiry as base64url JSON,
-//! signed with HMAC-SHA256 under `secret_key` (the original uses Flask's signed session).
-//! It holds the PKCE verifier and nonce, which are the browser's own secrets; signing stops
-//! anyone from planting a session of their own.
+//! [`SessionCodec`]: a relying party's login session cookie, the [`LoginSession`] and its
+//! expiry as base64url JSON, signed with HMAC-SHA256 under the service's secret key (as
+//! Flask's and Starlette's signed sessions, which the originals use). It holds the state, the
+//! PKCE verifier and the nonce, which are the browser's own secrets; signing stops anyone
+//! from planting a session of their own.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,12 +10,6 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tessera_tokens::LoginSession;
-
-/// The cookie's name.
-pub const COOKIE: &str = "wts";
-
-/// Separates this use of `secret_key` from any other.
-const CONTEXT: &[u8] = b"tessera-wts-login-session\0";
 
 #[derive(Serialize, Deserialize)]
 struct Signed {
@@ -25,6 +20,7 @@ struct Signed {
 /// Makes and reads session cookies.
 #[derive(Clone)]
 pub struct SessionCodec {
+    name: String,
     key: Vec<u8>,
     secure: bool,
     lifetime: i64,
@@ -34,6 +30,7 @@ pub struct SessionCodec {
 impl std::fmt::Debug for SessionCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionCodec")
+            .field("name", &self.name)
             .field("secure", &self.secure)
             .field("lifetime", &self.lifetime)
             .field("path", &self.path)
@@ -42,9 +39,11 @@ impl std::fmt::Debug for SessionCodec {
 }
 
 impl SessionCodec {
-    /// A codec signing with `key`; cookies live `lifetime` seconds under `path`.
-    pub fn new(key: &str, secure: bool, lifetime: u32, path: &str) -> Self {
+    /// A codec of the cookie `name`, signing with `key`; cookies live `lifetime` seconds
+    /// under `path` (`/` when empty), with `Secure` when `secure`.
+    pub fn new(name: &str, key: &str, secure: bool, lifetime: u32, path: &str) -> Self {
         Self {
+            name: name.to_owned(),
             key: key.as_bytes().to_vec(),
             secure,
             lifetime: i64::from(lifetime),
@@ -58,7 +57,10 @@ impl SessionCodec {
 
     fn mac(&self, payload: &str) -> Option<Hmac<Sha256>> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).ok()?;
-        mac.update(CONTEXT);
+        // Separates this use of the key from any other (and one cookie name from another).
+        mac.update(b"tessera-");
+        mac.update(self.name.as_bytes());
+        mac.update(b"-login-session\0");
         mac.update(payload.as_bytes());
         Some(mac)
     }
@@ -83,10 +85,24 @@ impl SessionCodec {
         (signed.expires > now).then_some(signed.session)
     }
 
+    /// The session of the first cookie of this name in `cookie_headers` (the request's
+    /// `Cookie` headers), if it is signed by this key and not expired.
+    pub fn read<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a str>,
+        now: i64,
+    ) -> Option<LoginSession> {
+        cookie_headers
+            .into_iter()
+            .find_map(|header| cookie_value(header, &self.name))
+            .and_then(|value| self.decode(value, now))
+    }
+
     /// A `Set-Cookie` value storing `value`.
     pub fn set_cookie(&self, value: &str) -> String {
         format!(
-            "{COOKIE}={value}; Path={}; Max-Age={}; HttpOnly; SameSite=Lax{}",
+            "{}={value}; Path={}; Max-Age={}; HttpOnly; SameSite=Lax{}",
+            self.name,
             self.path,
             self.lifetime,
             if self.secure { "; Secure" } else { "" }
@@ -96,7 +112,8 @@ impl SessionCodec {
     /// A `Set-Cookie` value deleting the cookie.
     pub fn clear_cookie(&self) -> String {
         format!(
-            "{COOKIE}=; Path={}; Max-Age=0; HttpOnly; SameSite=Lax{}",
+            "{}=; Path={}; Max-Age=0; HttpOnly; SameSite=Lax{}",
+            self.name,
             self.path,
             if self.secure { "; Secure" } else { "" }
         )
@@ -128,12 +145,23 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_tampering_other_keys_and_age() {
-        let codec = SessionCodec::new("key-one-is-long", true, 600, "/");
+        let codec = SessionCodec::new("wts", "key-one-is-long", true, 600, "/");
         let value = codec.encode(&session(), 1000).unwrap();
         assert_eq!(codec.decode(&value, 1599), Some(session()));
         assert_eq!(codec.decode(&value, 1600), None, "expired");
-        let other = SessionCodec::new("key-two-is-long", true, 600, "/");
+        let other = SessionCodec::new("wts", "key-two-is-long", true, 600, "/");
         assert_eq!(other.decode(&value, 1000), None);
+        let other_name = SessionCodec::new("ogdc", "key-one-is-long", true, 600, "/");
+        assert_eq!(
+            other_name.decode(&value, 1000),
+            None,
+            "another cookie's context"
+        );
+        assert_eq!(
+            codec.read(["a=1", &format!("b=2; wts={value}")], 1000),
+            Some(session())
+        );
+        assert_eq!(codec.read(["a=1"], 1000), None);
         let (payload, tag) = value.split_once('.').unwrap();
         let mut evil = session();
         evil.redirect = Some("/elsewhere".into());
@@ -146,12 +174,12 @@ mod tests {
 
     #[test]
     fn cookie_headers() {
-        let codec = SessionCodec::new("k", true, 600, "");
+        let codec = SessionCodec::new("wts", "k", true, 600, "");
         assert_eq!(
             codec.set_cookie("v"),
             "wts=v; Path=/; Max-Age=600; HttpOnly; SameSite=Lax; Secure"
         );
-        let plain = SessionCodec::new("k", false, 60, "/api");
+        let plain = SessionCodec::new("wts", "k", false, 60, "/api");
         assert_eq!(
             plain.clear_cookie(),
             "wts=; Path=/api; Max-Age=0; HttpOnly; SameSite=Lax"
