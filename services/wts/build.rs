@@ -1,6 +1,7 @@
 //! Sets `TESSERA_GIT_COMMIT` (reported by `/_version`) to the commit being built: `git
 //! rev-parse HEAD` when this is a git checkout, else the variable from the build's
-//! environment (e.g. a container build without `.git`), else `src/lib.rs` says "unknown".
+//! environment (e.g. a container build without `.git`), else `src/lib.rs` says "unknown";
+//! links the binaries with packed relative relocations (`tessera_build`).
 
 use std::path::Path;
 use std::process::Command;
@@ -17,6 +18,7 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
+    tessera_build::link_binaries();
     println!("cargo:rerun-if-env-changed=TESSERA_GIT_COMMIT");
     let Some(commit) = git(&["rev-parse", "HEAD"]) else {
         // option_env! in lib.rs reads the build's environment itself.
