@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::io::Read;
-
 use common::{App, app_dir, config, input_server, meta, start};
 use ogdc::config::EngineKind;
 use ogdc::{OgdcConfig, Overrides};
@@ -31,30 +29,9 @@ async fn submitted(app: &App, token: &str, recipe: &str) -> String {
 
 /// The names and the `copy.csv` of the run's zip, downloaded through `/output`.
 async fn zip_of(app: &App, token: &str, name: &str) -> (Vec<String>, String) {
-    let (status, body) = app.get(&format!("/output/{name}"), token).await;
-    assert_eq!(status, 200, "{body}");
-    let bytes = app
-        .client
-        .get(body["data_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
-    let mut names: Vec<String> = archive
-        .file_names()
-        .map(|n| n.unwrap().into_owned())
-        .collect();
-    names.sort();
-    let mut copy = String::new();
-    archive
-        .by_name("copy.csv")
-        .unwrap()
-        .read_to_string(&mut copy)
-        .unwrap();
-    (names, copy)
+    let files = app.zip_files(token, name).await;
+    let copy = files["copy.csv"].clone();
+    (files.into_keys().collect(), copy)
 }
 
 /// Waits until run `name`'s Slurm job runs.

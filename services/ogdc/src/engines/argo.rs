@@ -146,15 +146,27 @@ impl ArgoSettings {
             "arguments": { "artifacts": [{ "name": "input-dir", "from": format!("{{{{steps.{previous}.outputs.artifacts.output-dir}}}}") }] },
         }]));
         templates.insert(0, json!({ "name": "main", "steps": steps }));
-        let ttl = if temporary { 604_800 } else { 86_400 };
+        self.data_workflow(recipe, templates, volumes)
+    }
+
+    /// A recipe's data workflow (archived; its TTL by output) of `templates`, entry `main`,
+    /// with `volumes` besides the workflow volume.
+    fn data_workflow(&self, recipe: &Recipe, templates: Vec<Value>, volumes: Vec<Value>) -> Value {
+        let ttl = if *recipe.output() == Output::Temporary {
+            604_800
+        } else {
+            86_400
+        };
         let mut doc = self.workflow(
-            &tessera_recipes::runs::workflow_prefix(id, "shell"),
+            &tessera_recipes::runs::workflow_prefix(&recipe.id, "shell"),
             true,
             ttl,
             "main",
             templates,
         );
-        add_volumes(&mut doc, volumes);
+        if let Some(all) = doc["workflow"]["spec"]["volumes"].as_array_mut() {
+            all.extend(volumes);
+        }
         doc
     }
 
@@ -286,18 +298,10 @@ impl ArgoSettings {
         cleanup["container"]["volumeMounts"] = mount;
         templates.push(cleanup);
         templates.insert(0, json!({ "name": "main", "dag": { "tasks": tasks } }));
-        let ttl = if temporary { 604_800 } else { 86_400 };
-        let mut doc = self.workflow(
-            &tessera_recipes::runs::workflow_prefix(id, "shell"),
-            true,
-            ttl,
-            "main",
-            templates,
-        );
+        let mut doc = self.data_workflow(recipe, templates, volumes);
         let spec = &mut doc["workflow"]["spec"];
         spec["parallelism"] = json!(recipe.max_parallelism(self.max_parallel));
         spec["onExit"] = json!("cleanup");
-        add_volumes(&mut doc, volumes);
         doc
     }
 
@@ -337,13 +341,6 @@ impl ArgoSettings {
             "check-already-published",
             vec![t],
         )
-    }
-}
-
-/// Adds `volumes` to the document's `spec.volumes`.
-fn add_volumes(doc: &mut Value, volumes: Vec<Value>) {
-    if let Some(all) = doc["workflow"]["spec"]["volumes"].as_array_mut() {
-        all.extend(volumes);
     }
 }
 
@@ -706,16 +703,18 @@ impl WorkflowEngine for ArgoEngine {
 mod tests {
     use super::*;
 
+    /// The recipe of `meta` whose `recipe.sh` is `sh`.
+    fn parsed(meta: &str, sh: &str) -> Recipe {
+        Recipe::parse(meta, |_| Ok(Some(sh.to_owned()))).unwrap()
+    }
+
     fn recipe(output: &str) -> Recipe {
-        let meta = format!(
-            "name: Seal Tags\nworkflow:\n  type: shell\ninput:\n  params:\n    - type: url\n      value: https://x.org/a.csv\noutput:\n  type: {output}\n"
-        );
-        Recipe::parse(&meta, |_| {
-            Ok(Some(
-                "cp /input_dir/a.csv /output_dir/\nwc -l /input_dir/a.csv > /output_dir/n\n".into(),
-            ))
-        })
-        .unwrap()
+        parsed(
+            &format!(
+                "name: Seal Tags\nworkflow:\n  type: shell\ninput:\n  params:\n    - type: url\n      value: https://x.org/a.csv\noutput:\n  type: {output}\n"
+            ),
+            "cp /input_dir/a.csv /output_dir/\nwc -l /input_dir/a.csv > /output_dir/n\n",
+        )
     }
 
     fn settings() -> ArgoSettings {
@@ -812,15 +811,12 @@ mod tests {
     }
 
     fn parallel_recipe(output: &str) -> Recipe {
-        let meta = format!(
-            "name: Seal Tags\nworkflow:\n  type: shell\n  parallel:\n    enabled: true\n    partition_size: 2\n    max_parallelism: 9\ninput:\n  params:\n    - type: url\n      value: https://x.org/a.txt\n    - type: url\n      value: https://x.org/b.txt\n    - type: url\n      value: https://x.org/c.txt\noutput:\n  type: {output}\n"
-        );
-        Recipe::parse(&meta, |_| {
-            Ok(Some(
-                "tr a-z A-Z < \"$INPUT_FILE\" > \"$OUTPUT_FILE\"\ncp \"$INPUT_FILE\" /output_dir/ && ls /input_dir > \"$OUTPUT_FILE.seen\" # note\n".into(),
-            ))
-        })
-        .unwrap()
+        parsed(
+            &format!(
+                "name: Seal Tags\nworkflow:\n  type: shell\n  parallel:\n    enabled: true\n    partition_size: 2\n    max_parallelism: 9\ninput:\n  params:\n    - type: url\n      value: https://x.org/a.txt\n    - type: url\n      value: https://x.org/b.txt\n    - type: url\n      value: https://x.org/c.txt\noutput:\n  type: {output}\n"
+            ),
+            "tr a-z A-Z < \"$INPUT_FILE\" > \"$OUTPUT_FILE\"\ncp \"$INPUT_FILE\" /output_dir/ && ls /input_dir > \"$OUTPUT_FILE.seen\" # note\n",
+        )
     }
 
     #[test]
@@ -939,15 +935,12 @@ mod tests {
         } else {
             ""
         };
-        let meta = format!(
-            "name: Dem\nworkflow:\n  type: shell\n{parallel}input:\n  params:\n    - type: pvc_mount\n      claim_name: arctic-dem\n      path: /tiles/v3/\n      glob: \"*.tif\"\n    - type: pvc_mount\n      claim_name: cephfs-qgnet-ogdc-workflow-pvc\n      path: extra\noutput:\n  type: pvc\n"
-        );
-        Recipe::parse(&meta, |_| {
-            Ok(Some(
-                "tr a-z A-Z < \"$INPUT_FILE\" > \"$OUTPUT_FILE\"\n".into(),
-            ))
-        })
-        .unwrap()
+        parsed(
+            &format!(
+                "name: Dem\nworkflow:\n  type: shell\n{parallel}input:\n  params:\n    - type: pvc_mount\n      claim_name: arctic-dem\n      path: /tiles/v3/\n      glob: \"*.tif\"\n    - type: pvc_mount\n      claim_name: cephfs-qgnet-ogdc-workflow-pvc\n      path: extra\noutput:\n  type: pvc\n"
+            ),
+            "tr a-z A-Z < \"$INPUT_FILE\" > \"$OUTPUT_FILE\"\n",
+        )
     }
 
     /// A claim root with `arctic-dem/tiles/v3/{a,b,deep/c}.tif` (and a `.txt`) and the
