@@ -4,8 +4,8 @@
 //! (`-z pack-relative-relocs`, `DT_RELR`) on Linux with glibc. A position-independent Rust
 //! binary carries one 24-byte relocation per pointer in its read-only data (vtables, static
 //! tables): 1.5 MB in conductor, all of which the loader reads at start and which then
-//! stays resident. Packed, they take 18 KB; conductor's idle RSS fell by 1.5 to 2.2 MiB
-//! (docs/adr/0002-packed-relative-relocations.md). It needs GNU ld 2.38 or lld 15 and, at
+//! stays resident. Packed, they take 18 KB; conductor's idle RSS fell by 2.2 MiB on an
+//! `opt-level = "s"` build (docs/adr/0002-packed-relative-relocations.md). It needs GNU ld 2.38 or lld 15 and, at
 //! run time, glibc 2.36 (the linker records the `GLIBC_ABI_DT_RELR` requirement); set
 //! `TESSERA_NO_RELR=1` when building for an older glibc.
 

@@ -15,6 +15,7 @@ use tessera_recipes::RecipeLoader;
 use tessera_recipes::recipe::{self, DataoneInput, META_FILE, Recipe};
 
 use crate::dataone::DataoneNode;
+use crate::engines::steps::Claims;
 use tokio::io::AsyncWriteExt;
 
 /// Largest recipe file read.
@@ -74,7 +75,7 @@ fn is_public(ip: IpAddr) -> bool {
 impl Fetcher {
     /// A fetcher; `allow_private` lets requests reach loopback and private addresses, over
     /// http too.
-    pub fn new(allow_private: bool, timeout: Duration) -> Result<Self, FetchError> {
+    pub fn new(allow_private: bool, timeout: Duration) -> Self {
         let client = Arc::new(LazyClient::with(|| {
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -83,11 +84,11 @@ impl Fetcher {
                 .build()
                 .map_err(|e| e.to_string())
         }));
-        Ok(Self {
+        Self {
             client,
             allow_private,
             timeout,
-        })
+        }
     }
 
     /// Checks the scheme and every address the host resolves to.
@@ -250,7 +251,7 @@ pub struct Loader {
     fetcher: Fetcher,
     local_root: Option<PathBuf>,
     dataone: Option<DataoneNode>,
-    claims: Vec<String>,
+    claims: Claims,
 }
 
 impl Loader {
@@ -260,13 +261,13 @@ impl Loader {
             fetcher,
             local_root,
             dataone: None,
-            claims: Vec::new(),
+            claims: Claims::default(),
         }
     }
 
-    /// Allows `pvc_mount` inputs of these claims (without any they are refused).
+    /// Allows `pvc_mount` inputs of the claims `claims` allows (without, they are refused).
     #[must_use]
-    pub fn with_claims(mut self, claims: Vec<String>) -> Self {
+    pub fn with_claims(mut self, claims: Claims) -> Self {
         self.claims = claims;
         self
     }
@@ -276,7 +277,7 @@ impl Loader {
         match recipe
             .pvc_inputs()
             .into_iter()
-            .find(|p| !self.claims.contains(&p.claim_name))
+            .find(|p| self.claims.dir(&p.claim_name).is_none())
         {
             Some(p) => Err(recipe::Error::Invalid(format!(
                 "pvc_mount claim {:?} is not allowed: only the workflow volume and OGDC_ALLOWED_INPUT_PVCS",
@@ -428,7 +429,7 @@ mod tests {
 
     #[tokio::test]
     async fn schemes_and_private_hosts_are_refused_before_any_request() {
-        let fetcher = Fetcher::new(false, Duration::from_secs(1)).unwrap();
+        let fetcher = Fetcher::new(false, Duration::from_secs(1));
         for url in [
             "http://example.org/x",
             "file:///etc/passwd",
@@ -468,7 +469,7 @@ mod tests {
         .unwrap();
         std::fs::write(recipe.join("recipe.sh"), "ls\n").unwrap();
         let loader = Loader::new(
-            Fetcher::new(false, Duration::from_secs(1)).unwrap(),
+            Fetcher::new(false, Duration::from_secs(1)),
             Some(root.path().to_owned()),
         );
         assert_eq!(loader.load("r").await.unwrap().id, "r");

@@ -114,22 +114,17 @@ pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Cor
     let fetcher = Fetcher::new(
         config.allow_private_urls,
         Duration::from_secs(config.input_timeout_seconds),
-    )
-    .map_err(|e| config_error("allow_private_urls")(e.to_string()))?;
+    );
+    let claims = config.input_claims();
     let loader = match overrides.loader.take() {
         Some(loader) => loader,
         None => {
-            let claims = config.input_claims();
             let loader = Loader::new(
                 fetcher.clone(),
                 (!config.recipe_local_root.is_empty())
                     .then(|| PathBuf::from(&config.recipe_local_root)),
             )
-            .with_claims(
-                std::iter::once(claims.workflow_claim)
-                    .chain(claims.allowed)
-                    .collect(),
-            );
+            .with_claims(claims.clone());
             Arc::new(if config.dataone_node_url.is_empty() {
                 loader
             } else {
@@ -162,7 +157,7 @@ pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Cor
                     volume_root: config.volume_dir(),
                     command_timeout: Duration::from_secs(config.command_timeout_seconds),
                     input_max_bytes: config.input_max_bytes,
-                    claims: config.input_claims(),
+                    claims: claims.clone(),
                     run_as: running_as_root().then_some((config.run_as_uid, config.run_as_gid)),
                     partition: (!config.slurm_partition.is_empty())
                         .then(|| config.slurm_partition.clone()),
@@ -188,7 +183,7 @@ pub async fn prepare(config: OgdcConfig, mut overrides: Overrides) -> Result<Cor
                     parallel: config.max_parallel_limit,
                     command_timeout: Duration::from_secs(config.command_timeout_seconds),
                     input_max_bytes: config.input_max_bytes,
-                    claims: config.input_claims(),
+                    claims: claims.clone(),
                     run_as: running_as_root().then_some((config.run_as_uid, config.run_as_gid)),
                 },
                 fetcher,

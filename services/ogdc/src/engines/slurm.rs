@@ -168,6 +168,14 @@ fn array_script(work: &Path) -> String {
     )
 }
 
+/// Whether a job (or task) in `state` runs, as a run's phase sees it.
+fn is_running(state: &JobState) -> bool {
+    matches!(
+        state,
+        JobState::Running | JobState::Completing | JobState::Suspended
+    )
+}
+
 /// The last step's directory of a sequential run (`step-<steps>` for runs started before
 /// steps were numbered from 0, as the original numbers them).
 async fn sequential_result(work: &Path, h: &Handle) -> PathBuf {
@@ -238,37 +246,28 @@ impl SlurmEngine {
             message,
             output: None,
         };
+        let failed_yet = |exits: &[Option<i32>]| exits.iter().any(|e| e.is_some_and(|c| c != 0));
         let mut exits = self.partition_exits(h).await;
-        if exits.iter().any(Option::is_none) {
+        if exits.iter().any(Option::is_none) && !failed_yet(&exits) {
             let tasks = self.slurm.tasks(h.job).await.map_err(failed)?;
-            if let Some(live) = tasks
+            // Whether each task not ended yet runs.
+            let live: Vec<bool> = tasks
                 .iter()
                 .filter(|t| !t.state.is_terminal())
-                .min_by_key(|t| {
-                    !matches!(
-                        t.state,
-                        JobState::Running | JobState::Completing | JobState::Suspended
-                    )
-                })
-                && exits.iter().all(|e| e.is_none_or(|code| code == 0))
-            {
-                let running = matches!(
-                    live.state,
-                    JobState::Running | JobState::Completing | JobState::Suspended
-                );
-                return Ok(status(
-                    if running {
-                        Phase::Running
-                    } else {
-                        Phase::Pending
-                    },
-                    None,
-                ));
+                .map(|t| is_running(&t.state))
+                .collect();
+            if !live.is_empty() {
+                let phase = if live.contains(&true) {
+                    Phase::Running
+                } else {
+                    Phase::Pending
+                };
+                return Ok(status(phase, None));
             }
             // Every task ended: read again what the last ones wrote meanwhile.
             exits = self.partition_exits(h).await;
             if let Some(n) = exits.iter().position(Option::is_none)
-                && exits.iter().all(|e| e.is_none_or(|code| code == 0))
+                && !failed_yet(&exits)
             {
                 let task = tasks.iter().find(|t| t.array_task_id == Some(n as u32));
                 return Ok(match task {
@@ -493,9 +492,7 @@ impl WorkflowEngine for SlurmEngine {
         Ok(match record {
             Some(r) => match r.state {
                 JobState::Pending | JobState::Configuring => status(Phase::Pending, None),
-                JobState::Running | JobState::Completing | JobState::Suspended => {
-                    status(Phase::Running, None)
-                }
+                ref state if is_running(state) => status(Phase::Running, None),
                 JobState::Completed => self.finish(&h).await,
                 ref other => status(Phase::Failed, ended(other, &r.reason, r.exit_code)),
             },

@@ -210,15 +210,12 @@ pub(crate) async fn collect_partitions(
     tokio::fs::create_dir_all(&collected)
         .await
         .map_err(|e| format!("collecting the partitions: {e}"))?;
+    // A shell recipe has at least one command (`Recipe::new`).
     let last = commands.saturating_sub(1);
     for n in 0..partitions {
-        let result = if commands == 0 {
-            partition_dir(work, n).join("inputs")
-        } else {
-            partition_dir(work, n)
-                .join(format!("run-cmd-{last}"))
-                .join("output_dir")
-        };
+        let result = partition_dir(work, n)
+            .join(format!("run-cmd-{last}"))
+            .join("output_dir");
         copy_dir(&result, &collected)
             .await
             .map_err(|e| format!("collecting partition {n}: {e}"))?;
